@@ -1,0 +1,16 @@
+# nucflow: train, evaluate and apply deep-learning models of nucleic-acid data.
+# Run from the repository root: `snakemake --cores 2` (see README.md).
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/sequence.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

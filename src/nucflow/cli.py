@@ -1,0 +1,207 @@
+"""``nucflow <step>``: every workflow step, usable without Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nucflow.errors import InputError
+from nucflow.runner import run_logged
+
+DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
+SIMULATORS = ("transcripts", "regression", "signals", "genome")
+
+
+def _parameters(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs with YAML-parsed values."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param '{pair}': expected KEY=VALUE")
+        parsed[key] = yaml.safe_load(value)
+    return parsed
+
+
+def _experiment(config_path: str, schema_path: str, name: str) -> tuple[dict, dict]:
+    """Validated config and one of its experiments."""
+    from nucflow.config import load_config
+
+    config = load_config(config_path, schema_path)
+    if name not in config["experiments"]:
+        raise InputError(
+            f"{config_path}: no experiment '{name}' (have: {', '.join(config['experiments'])})"
+        )
+    return config, config["experiments"][name]
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    """Write one synthetic demo dataset."""
+    from nucflow.data import simulate
+
+    generator = getattr(
+        simulate, f"simulate_{'regression_table' if args.dataset == 'regression' else args.dataset}"
+    )
+    generator(Path(args.out), seed=args.seed, **_parameters(args.param))
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    """Read and encode an experiment's class FASTAs."""
+    from nucflow.data.sequence import prepare_sequences
+
+    _, experiment = _experiment(args.config, args.schema, args.experiment)
+    prepare_sequences(
+        experiment["data"]["classes"],
+        experiment["encoding"],
+        args.encoded,
+        args.tokenizer,
+        experiment["data"]["invalid_characters"],
+    )
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    """Write one fold's split."""
+    from nucflow.data.splits import write_fold_split
+
+    config, experiment = _experiment(args.config, args.schema, args.experiment)
+    write_fold_split(args.encoded, experiment["splits"], config["seed"], args.fold, args.out)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    """Train one fold."""
+    from nucflow.train.fit import fit_fold
+
+    config, experiment = _experiment(args.config, args.schema, args.experiment)
+    fit_fold(
+        args.encoded,
+        args.tokenizer,
+        args.split,
+        args.model,
+        args.history,
+        args.plot,
+        model_settings=experiment["model"],
+        training=experiment["training"],
+        task=experiment["task"],
+        seed=config["seed"],
+        threads=args.threads,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Score one fold's model on its test part."""
+    from nucflow.predict import evaluate_fold
+
+    evaluate_fold(args.model, args.encoded, args.split, args.metrics, args.predictions)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    """Collect per-fold metrics into one table."""
+    from nucflow.predict import aggregate_metrics
+
+    aggregate_metrics(args.metrics, args.out)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Predict a FASTA with one model or an ensemble."""
+    from nucflow.predict import predict_fasta
+
+    predict_fasta(
+        args.model, args.fasta, args.out, args.per_model, args.batch_size, args.invalid_characters
+    )
+
+
+def cmd_validate_config(args: argparse.Namespace) -> None:
+    """Validate a config file."""
+    from nucflow.config import load_config
+
+    config = load_config(args.config, args.schema)
+    print(f"{args.config}: valid ({len(config['experiments'])} experiments)")
+
+
+def cmd_config_docs(args: argparse.Namespace) -> None:
+    """Print the Markdown reference of every config key."""
+    from nucflow.config import load_schema, render_config_docs
+
+    print(render_config_docs(load_schema(args.schema)), end="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nucflow`` argument parser."""
+    parser = argparse.ArgumentParser(prog="nucflow", description=__doc__)
+    parser.add_argument("--log", help="append the log here instead of printing it")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+
+    def step(name: str, handler, help_text: str, config: bool = False) -> argparse.ArgumentParser:
+        sub = steps.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        if config:
+            sub.add_argument("--config", required=True, help="workflow config YAML")
+            sub.add_argument("--experiment", required=True, help="experiment name in the config")
+        if config or name in ("validate-config", "config-docs"):
+            sub.add_argument("--schema", default=str(DEFAULT_SCHEMA), help="config JSON schema")
+        return sub
+
+    sub = step("simulate", cmd_simulate, "write a synthetic demo dataset with planted truth")
+    sub.add_argument("dataset", choices=SIMULATORS)
+    sub.add_argument("--out", required=True, help="output directory")
+    sub.add_argument("--seed", type=int, default=42)
+    sub.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="generator setting, e.g. n_per_class=50 (repeatable)",
+    )
+
+    sub = step("encode", cmd_encode, "read and tokenise an experiment's FASTA files", True)
+    sub.add_argument("--encoded", required=True, help="output .npz")
+    sub.add_argument("--tokenizer", required=True, help="output tokenizer.json")
+
+    sub = step("split", cmd_split, "write one fold's train/valid/test ids", True)
+    sub.add_argument("--encoded", required=True)
+    sub.add_argument("--fold", required=True)
+    sub.add_argument("--out", required=True, help="output split JSON")
+
+    sub = step("fit", cmd_fit, "train one fold", True)
+    for name in ("encoded", "tokenizer", "split", "model", "history", "plot"):
+        sub.add_argument(f"--{name}", required=True)
+    sub.add_argument("--threads", type=int, default=1)
+
+    sub = step("evaluate", cmd_evaluate, "score a fold's model on its test part")
+    for name in ("model", "encoded", "split", "metrics", "predictions"):
+        sub.add_argument(f"--{name}", required=True)
+
+    sub = step("aggregate", cmd_aggregate, "metrics of all folds into one CSV (with mean, sd)")
+    sub.add_argument("--metrics", nargs="+", required=True, help="per-fold metrics.json files")
+    sub.add_argument("--out", required=True)
+
+    sub = step("predict", cmd_predict, "predict a FASTA with a model directory or an ensemble")
+    sub.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="model directory (repeat for an ensemble: mean probability)",
+    )
+    sub.add_argument("--fasta", required=True)
+    sub.add_argument("--out", required=True, help="output CSV")
+    sub.add_argument("--per-model", help="also write each model's predictions here")
+    sub.add_argument("--batch-size", type=int, default=128)
+    sub.add_argument("--invalid-characters", choices=("error", "replace"), default="error")
+
+    step("validate-config", cmd_validate_config, "validate a config file").add_argument("config")
+    step("config-docs", cmd_config_docs, "print the Markdown reference of the config keys")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nucflow`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return run_logged(args.log, args.handler, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Train / valid / test splits: stratified, seeded K-fold and fixed-ratio modes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from nucflow.data.sequence import load_encoded
+from nucflow.errors import InputError
+from nucflow.io.atomic import write_text_atomic
+
+
+@dataclass(frozen=True)
+class Split:
+    """The ids of one fold's train, valid and test parts."""
+
+    fold: str
+    train: list[str]
+    valid: list[str]
+    test: list[str]
+
+
+def _check_classes(labels: np.ndarray, class_names: Sequence[str], needed: int, what: str) -> None:
+    """Every class must have at least ``needed`` members for a stratified split."""
+    counts = np.bincount(labels, minlength=len(class_names))
+    for name, count in zip(class_names, counts, strict=True):
+        if count == 0:
+            raise InputError(f"class '{name}' has no sequences (expected at least {needed})")
+        if count < needed:
+            raise InputError(
+                f"class '{name}' has {count} sequences, fewer than {needed} needed for {what}"
+            )
+
+
+def kfold_splits(
+    ids: Sequence[str],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    folds: int,
+    valid_fraction: float,
+    seed: int,
+) -> list[Split]:
+    """Stratified K-fold: fold k tests on part k; ``valid_fraction`` of the rest validates.
+
+    Every id is in exactly one test part. The validation part is drawn stratified from the
+    training part with seed ``seed + k``.
+    """
+    y = np.asarray(labels)
+    if len(ids) < folds:
+        raise InputError(f"{len(ids)} sequences are fewer than folds: {folds}")
+    _check_classes(y, class_names, folds, f"folds: {folds}")
+    ids_array = np.asarray(ids, dtype=object)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    result = []
+    for k, (rest, test) in enumerate(splitter.split(ids_array, y)):
+        train, valid = train_test_split(
+            rest, test_size=valid_fraction, stratify=y[rest], random_state=seed + k
+        )
+        result.append(_split(str(k), ids_array, train, valid, test))
+    return result
+
+
+def ratio_split(
+    ids: Sequence[str],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    ratio: Sequence[float],
+    seed: int,
+) -> list[Split]:
+    """One fold ``0`` with train / valid / test proportions ``ratio`` (stratified, seeded)."""
+    y = np.asarray(labels)
+    _check_classes(y, class_names, 3, "a train/valid/test split")
+    train_share, valid_share, test_share = np.asarray(ratio, dtype=float) / float(sum(ratio))
+    index = np.arange(len(ids))
+    rest, test = train_test_split(index, test_size=test_share, stratify=y, random_state=seed)
+    train, valid = train_test_split(
+        rest,
+        test_size=valid_share / (train_share + valid_share),
+        stratify=y[rest],
+        random_state=seed + 1,
+    )
+    return [_split("0", np.asarray(ids, dtype=object), train, valid, test)]
+
+
+def _split(fold: str, ids: np.ndarray, train, valid, test) -> Split:
+    """Build a :class:`Split`, keeping ids in input order within each part."""
+    return Split(fold, *(ids[np.sort(np.asarray(part))].tolist() for part in (train, valid, test)))
+
+
+def make_splits(
+    ids: Sequence[str],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    settings: dict,
+    seed: int,
+) -> list[Split]:
+    """Splits for the config's ``splits`` section (``mode`` kfold or ratio)."""
+    if settings["mode"] == "kfold":
+        return kfold_splits(
+            ids, labels, class_names, settings["folds"], settings["valid_fraction"], seed
+        )
+    return ratio_split(ids, labels, class_names, settings["ratio"], seed)
+
+
+def fold_names(settings: dict) -> list[str]:
+    """Fold names that the ``splits`` settings produce (``0`` … ``K-1``, or ``0`` for ratio)."""
+    return [str(k) for k in range(settings["folds"])] if settings["mode"] == "kfold" else ["0"]
+
+
+def save_split(split: Split, path: str | os.PathLike[str]) -> None:
+    """Write a split as JSON (``fold``, ``train``, ``valid``, ``test`` id lists)."""
+    write_text_atomic(path, json.dumps(asdict(split), indent=1) + "\n")
+
+
+def load_split(path: str | os.PathLike[str]) -> Split:
+    """Read a split written by :func:`save_split`."""
+    with open(path) as handle:
+        return Split(**json.load(handle))
+
+
+def write_fold_split(
+    encoded_path: str | os.PathLike[str],
+    settings: dict,
+    seed: int,
+    fold: str,
+    out_path: str | os.PathLike[str],
+) -> Split:
+    """Compute the configured splits of an encoded set and write the one of ``fold``.
+
+    Splitting is deterministic and cheap, so each fold's file is its own job.
+    """
+    data = load_encoded(encoded_path)
+    splits = {
+        s.fold: s
+        for s in make_splits(data.ids.tolist(), data.labels, data.class_names, settings, seed)
+    }
+    if fold not in splits:
+        raise InputError(f"fold '{fold}' is not produced by the splits settings ({sorted(splits)})")
+    save_split(splits[fold], out_path)
+    return splits[fold]

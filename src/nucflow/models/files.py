@@ -1,0 +1,83 @@
+"""Model directories: ``model.safetensors`` (weights) + ``config.json`` (everything else).
+
+Loading needs nothing but the directory and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import nucflow
+from nucflow.errors import InputError
+from nucflow.io.atomic import atomic_dir
+from nucflow.models.registry import build_model
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+@dataclass
+class ModelConfig:
+    """What a model directory records besides the weights."""
+
+    architecture: str
+    hyperparameters: dict[str, Any]
+    tokenizer: dict[str, Any]
+    task: str
+    class_names: list[str]
+    label_scaler: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    nucflow_version: str = nucflow.__version__
+
+
+def save_model(directory: str | os.PathLike[str], model: nn.Module, config: ModelConfig) -> None:
+    """Write ``model`` and ``config`` to ``directory`` atomically (replacing an old one)."""
+    with atomic_dir(directory) as tmp:
+        state = {
+            name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+        }
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(asdict(config), indent=1) + "\n")
+
+
+def read_model_config(directory: str | os.PathLike[str]) -> ModelConfig:
+    """Read a model directory's ``config.json``."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise InputError(f"{directory}: not a model directory (missing {CONFIG})")
+    try:
+        return ModelConfig(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise InputError(f"{path}: not a nucflow model config ({err})") from err
+
+
+def load_model(directory: str | os.PathLike[str]) -> tuple[nn.Module, ModelConfig]:
+    """Rebuild the network recorded in ``directory`` and load its weights (eval mode, CPU)."""
+    config = read_model_config(directory)
+    weights = Path(directory) / WEIGHTS
+    if not weights.is_file():
+        raise InputError(f"{directory}: not a model directory (missing {WEIGHTS})")
+    model = build_model(config.architecture, **config.hyperparameters)
+    try:
+        model.load_state_dict(load_file(str(weights), device="cpu"))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise InputError(
+            f"{weights}: weights do not fit the recorded architecture ({first})"
+        ) from err
+    model.eval()
+    return model, config
+
+
+def to_device(model: nn.Module) -> tuple[nn.Module, torch.device]:
+    """Move ``model`` to the GPU when one is present, else keep it on the CPU."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device), device

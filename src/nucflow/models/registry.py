@@ -1,0 +1,23 @@
+"""Model registry: architecture name → constructor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from nucflow.errors import InputError
+from nucflow.models.cnn import CNNClassifier
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CNNClassifier}
+
+
+def build_model(name: str, **hyperparameters: Any) -> nn.Module:
+    """Instantiate the architecture registered as ``name`` with ``hyperparameters``."""
+    try:
+        architecture = ARCHITECTURES[name]
+    except KeyError:
+        raise InputError(
+            f"unknown model '{name}' (expected one of: {', '.join(sorted(ARCHITECTURES))})"
+        ) from None
+    return architecture(**hyperparameters)

@@ -1,0 +1,1 @@
+"""Plots of training histories and results."""

@@ -1,0 +1,39 @@
+"""Plots written as PNG files."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from nucflow.io.atomic import atomic_path
+
+
+def plot_history(history: pd.DataFrame, monitor: str, path: str | os.PathLike[str]) -> None:
+    """Loss curves and the monitored validation metric per epoch, best epoch marked."""
+    figure = Figure(figsize=(9, 3.5))
+    loss_axis, metric_axis = figure.subplots(1, 2)
+    for column in ("train_loss", "val_loss"):
+        if column in history:
+            loss_axis.plot(history["epoch"], history[column], marker="o", label=column)
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("cross-entropy")
+    loss_axis.legend()
+    if monitor in history:
+        metric_axis.plot(history["epoch"], history[monitor], marker="o", color="tab:green")
+        best = history[history["best"]]
+        metric_axis.scatter(
+            best["epoch"],
+            best[monitor],
+            s=120,
+            facecolors="none",
+            edgecolors="black",
+            label="kept epoch",
+        )
+        metric_axis.legend()
+    metric_axis.set_xlabel("epoch")
+    metric_axis.set_ylabel(monitor)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)

@@ -1,0 +1,1 @@
+"""Training: Lightning modules, fitting one fold, metrics."""

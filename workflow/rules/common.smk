@@ -1,0 +1,96 @@
+# Config validation (before the DAG is built), config lookups and input functions.
+from nucflow.config import load_schema, validate_config
+from nucflow.data.sequence import class_files
+from nucflow.data.splits import fold_names
+
+
+validate_config(
+    config,
+    load_schema(workflow.source_path("../schemas/config.schema.yaml")),
+    source="config",
+)
+
+RESULTS = config["results_dir"]
+EXPERIMENTS = config["experiments"]
+SIMULATED = f"{RESULTS}/simulated"
+SIMULATED_DATASETS = ("transcripts", "regression", "signals", "genome")
+
+
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS),
+    fold=r"\d+",
+    name=r"[A-Za-z0-9_.-]+",
+
+
+def experiment(wildcards):
+    """The config section of the experiment named by the `exp` wildcard."""
+    return EXPERIMENTS[wildcards.exp]
+
+
+def folds(exp):
+    """Fold names of an experiment."""
+    return fold_names(EXPERIMENTS[exp]["splits"])
+
+
+def class_fastas(wildcards):
+    """Every FASTA file of an experiment's classes."""
+    files = class_files(experiment(wildcards)["data"]["classes"])
+    return [path for paths in files.values() for path in paths]
+
+
+def fold_metrics(wildcards):
+    """metrics.json of every fold of an experiment."""
+    return expand(
+        f"{RESULTS}/{wildcards.exp}/folds/{{fold}}/metrics.json", fold=folds(wildcards.exp)
+    )
+
+
+def fold_models(wildcards):
+    """Model directories of every fold of an experiment."""
+    return expand(f"{RESULTS}/{wildcards.exp}/folds/{{fold}}/model", fold=folds(wildcards.exp))
+
+
+def predict_fasta(wildcards):
+    """The FASTA named `name` in an experiment's predict inputs."""
+    return experiment(wildcards)["predict"]["inputs"][wildcards.name]
+
+
+def job_resources(key):
+    """A training-job resource of the experiment named by the `exp` wildcard."""
+    return lambda wildcards: experiment(wildcards)["resources"][key]
+
+
+def simulated_files(dataset):
+    """Files the simulate rule of `dataset` writes."""
+    genome = config["simulate"]["genome"]
+    names = {
+        "transcripts": ["protein_coding.fa", "lncrna.fa", "unlabelled.fa", "unlabelled_truth.tsv"],
+        "regression": ["table.tsv", "motifs.tsv"],
+        "signals": ["cap_0.csv", "cap_1.csv", "cap_2.csv", "cap_2-1.csv"],
+        "genome": [
+            "genome.2bit",
+            "chrom.sizes",
+            "blacklist.bed",
+            "motif_sites.bed",
+            "meta.tsv",
+        ]
+        + expand(
+            "{cell}_{assay}.{ext}",
+            cell=genome["cell_lines"],
+            assay=["atac", "chip"],
+            ext=["bw", "narrowPeak"],
+        ),
+    }
+    return [f"{SIMULATED}/{dataset}/{name}" for name in names[dataset]]
+
+
+def all_targets():
+    """Every experiment's metrics and predictions, and the simulated datasets asked for."""
+    targets = [f for dataset in config["simulate"]["datasets"] for f in simulated_files(dataset)]
+    for exp, settings in EXPERIMENTS.items():
+        targets.append(f"{RESULTS}/{exp}/metrics.csv")
+        targets += expand(
+            f"{RESULTS}/{exp}/predict/{{name}}/predictions.csv",
+            name=settings["predict"]["inputs"],
+        )
+    return targets
