@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -103,7 +104,7 @@ def _rows(schema: Mapping[str, Any], prefix: str) -> Iterator[str]:
     for name, sub in schema.get("properties", {}).items():
         key = f"{prefix}{name}"
         default = (
-            f"`{yaml.safe_dump(sub['default'], default_flow_style=True).strip()}`"
+            f"`{json.dumps(sub['default'])}`"
             if ("default" in sub and not sub.get("properties"))
             else ""
         )

@@ -7,10 +7,10 @@ from torch import nn
 
 
 class CNNClassifier(nn.Module):
-    """Token embedding → ``n_layers`` × (conv, ReLU, batch norm, dropout) → masked max → linear.
+    """Token embedding → ``n_layers`` × (conv, ReLU, batch norm, dropout) → mean + max → linear.
 
-    Padding positions (``pad_id``) are excluded from the pooled maximum, so a sequence's
-    prediction does not depend on how much padding follows it.
+    Padding positions (``pad_id``) are zeroed after every block and excluded from the pooled
+    mean and maximum, so a sequence's prediction does not depend on how much padding follows it.
     """
 
     def __init__(
@@ -27,22 +27,26 @@ class CNNClassifier(nn.Module):
         super().__init__()
         self.pad_id = pad_id
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        blocks: list[nn.Module] = []
-        width = embedding_dim
-        for _ in range(n_layers):
-            blocks += [
-                nn.Conv1d(width, channels, kernel_size, padding="same"),
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(
+                    embedding_dim if i == 0 else channels, channels, kernel_size, padding="same"
+                ),
                 nn.ReLU(),
                 nn.BatchNorm1d(channels),
                 nn.Dropout(dropout),
-            ]
-            width = channels
-        self.tower = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, n_classes))
+            )
+            for i in range(n_layers)
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels, n_classes))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Class logits of shape (batch, n_classes) for token ids of shape (batch, length)."""
-        padding = tokens == self.pad_id
-        hidden = self.tower(self.embedding(tokens).transpose(1, 2))
-        hidden = hidden.masked_fill(padding.unsqueeze(1), torch.finfo(hidden.dtype).min)
-        return self.head(hidden.amax(dim=2))
+        padding = (tokens == self.pad_id).unsqueeze(1)
+        hidden = self.embedding(tokens).transpose(1, 2)
+        for block in self.blocks:  # padded positions stay zero, as if the sequence ended there
+            hidden = block(hidden).masked_fill(padding, 0.0)
+        lengths = (~padding).sum(dim=2).clamp(min=1)
+        mean = hidden.sum(dim=2) / lengths
+        peak = hidden.masked_fill(padding, torch.finfo(hidden.dtype).min).amax(dim=2)
+        return self.head(torch.cat([mean, peak], dim=1))

@@ -1,0 +1,1 @@
+"""Datasets, splits, signal ETL, ROI pools, augmentation and synthetic demo data."""

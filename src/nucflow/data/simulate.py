@@ -1,0 +1,67 @@
+"""Deterministic synthetic demo data with planted ground truth (``nucflow simulate``).
+
+Four generators, one per data kind; each writes its files into ``out_dir`` (atomically, one
+file at a time) and returns their paths. Same arguments and seed give byte-identical files.
+
+- :func:`simulate_transcripts`: coding vs lncRNA-like FASTA (+ unlabelled FASTA and its truth).
+- :func:`simulate_regression_table`: token table whose label is a sum of planted motif effects.
+- :func:`simulate_signals`: Capfinder cap-signal CSVs with a class-specific planted pattern.
+- :func:`simulate_genome`: 2bit genome, ATAC/ChIP bigWigs and peaks, maxATAC meta TSV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nucflow.data.simulate_nanopore import CAP_CLASSES, CAP_PATTERNS, simulate_signals
+from nucflow.data.simulate_rna import (
+    LNCRNA_MAX_ORF_CODONS,
+    REGRESSION_MOTIF_EFFECTS,
+    REGRESSION_NOISE_SD,
+    codon_usage,
+    simulate_regression_table,
+    simulate_transcripts,
+)
+from nucflow.data.simulate_tracks import (
+    DEFAULT_CHROMOSOME_LENGTHS,
+    META_COLUMNS,
+    SIM_TF,
+    simulate_genome,
+)
+from nucflow.errors import InputError
+
+__all__ = [
+    "CAP_CLASSES",
+    "CAP_PATTERNS",
+    "DEFAULT_CHROMOSOME_LENGTHS",
+    "LNCRNA_MAX_ORF_CODONS",
+    "META_COLUMNS",
+    "REGRESSION_MOTIF_EFFECTS",
+    "REGRESSION_NOISE_SD",
+    "SIM_TF",
+    "codon_usage",
+    "simulate_dataset",
+    "simulate_genome",
+    "simulate_regression_table",
+    "simulate_signals",
+    "simulate_transcripts",
+]
+
+
+def simulate_dataset(
+    name: str, out_dir: Path, seed: int, settings: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
+    """Run the generator of dataset ``name`` (transcripts, regression, signals or genome)."""
+    generators = {
+        "transcripts": simulate_transcripts,
+        "regression": simulate_regression_table,
+        "signals": simulate_signals,
+        "genome": simulate_genome,
+    }
+    if name not in generators:
+        raise InputError(
+            f"unknown simulated dataset '{name}' (expected one of: {', '.join(generators)})"
+        )
+    return generators[name](Path(out_dir), seed=seed, **dict(settings or {}))

@@ -1,0 +1,132 @@
+"""Bad input through the `nucflow` CLI: one-line error, non-zero exit, no output left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, write_fasta
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+GOOD = [(f"s{i}", "ACGT" * (10 + i)) for i in range(12)]
+
+
+def _config(tmp_path, classes: dict, folds: int = 3, **data) -> str:
+    config = {
+        "experiments": {
+            "e": {
+                "kind": "sequence",
+                "data": {"classes": classes, **data},
+                "encoding": {"method": "kmer", "k": 3, "context_length": 32},
+                "splits": {"folds": folds},
+            }
+        }
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def _nucflow(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nucflow.cli", *args], capture_output=True, text=True, cwd=REPO
+    )
+
+
+def _encode(tmp_path, config: str) -> subprocess.CompletedProcess:
+    return _nucflow("encode", "--config", config, "--experiment", "e", "--schema", str(SCHEMA),
+                    "--encoded", str(tmp_path / "out" / "enc.npz"),
+                    "--tokenizer", str(tmp_path / "out" / "tok.json"))
+
+
+def _assert_failed_cleanly(result: subprocess.CompletedProcess, tmp_path, *expected: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("nucflow: error:")]
+    assert len(lines) == 1, result.stderr
+    for text in expected:
+        assert text in lines[0]
+    out = tmp_path / "out"
+    assert not out.exists() or not any(out.iterdir()), "partial output left behind"
+
+
+def _good_b(tmp_path):
+    return str(write_fasta(tmp_path / "b.fa", [(f"b{i}", "GGCA" * 12) for i in range(12)]))
+
+
+@pytest.mark.parametrize(
+    ("records", "expected"),
+    [
+        ([], "file is empty"),
+        ([("x", "")], "record 'x' has no sequence"),
+        ([("x", "ACGT"), ("y", "ACGJ")], "record 'y' has invalid character 'J'"),
+        ([("x", "ACGT"), ("x", "ACGT")], "duplicate id 'x'"),
+    ],
+)
+def test_bad_fasta(tmp_path, records, expected):
+    bad = write_fasta(tmp_path / "a.fa", records)
+    result = _encode(tmp_path, _config(tmp_path, {"a": str(bad), "b": _good_b(tmp_path)}))
+    _assert_failed_cleanly(result, tmp_path, str(bad), expected)
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "missing.fa"
+    result = _encode(tmp_path, _config(tmp_path, {"a": str(missing), "b": _good_b(tmp_path)}))
+    _assert_failed_cleanly(result, tmp_path, str(missing), "file not found")
+
+
+def test_duplicate_id_across_class_files(tmp_path):
+    a = write_fasta(tmp_path / "a.fa", [("b3", "ACGTACGT")])
+    result = _encode(tmp_path, _config(tmp_path, {"a": str(a), "b": _good_b(tmp_path)}))
+    _assert_failed_cleanly(result, tmp_path, "duplicate id 'b3'", "a.fa")
+
+
+def test_invalid_characters_replaced_when_configured(tmp_path):
+    a = write_fasta(tmp_path / "a.fa", [("x", "ACGJACGT" * 4)])
+    config = _config(tmp_path, {"a": str(a), "b": _good_b(tmp_path)},
+                     invalid_characters="replace")
+    assert _encode(tmp_path, config).returncode == 0
+    assert (tmp_path / "out" / "enc.npz").is_file()
+
+
+def test_gzip_and_crlf_inputs_work(tmp_path):
+    a = write_fasta(tmp_path / "a.fa.gz", GOOD, gz=True, crlf=True)
+    b = write_fasta(tmp_path / "b.fa", [(f"b{i}", "GGCA" * 12) for i in range(12)], crlf=True)
+    result = _encode(tmp_path, _config(tmp_path, {"a": str(a), "b": str(b)}))
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / "out" / "enc.npz") as arrays:
+        assert arrays["tokens"].shape == (24, 32)
+        assert arrays["labels"].tolist() == [0] * 12 + [1] * 12
+
+
+def _split(tmp_path, config: str) -> subprocess.CompletedProcess:
+    assert _encode(tmp_path, config).returncode == 0
+    return _nucflow("split", "--config", config, "--experiment", "e", "--schema", str(SCHEMA),
+                    "--encoded", str(tmp_path / "out" / "enc.npz"), "--fold", "0",
+                    "--out", str(tmp_path / "splits" / "0.json"))
+
+
+def test_fewer_sequences_than_folds(tmp_path):
+    a = write_fasta(tmp_path / "a.fa", GOOD[:2])
+    b = write_fasta(tmp_path / "b.fa", [("b0", "GGCA" * 9)])
+    result = _split(tmp_path, _config(tmp_path, {"a": str(a), "b": str(b)}, folds=5))
+    assert result.returncode == 1
+    assert "3 sequences are fewer than folds: 5" in result.stderr
+    assert not (tmp_path / "splits").exists() or not any((tmp_path / "splits").iterdir())
+
+
+def test_class_with_no_members(tmp_path):
+    a = write_fasta(tmp_path / "a.fa", GOOD)
+    config = _config(tmp_path, {"a": str(a), "b": []})
+    result = _encode(tmp_path, config)
+    assert result.returncode == 1
+    assert "experiments.e.data.classes.b" in result.stderr
+
+
+def test_unknown_config_key_is_reported(tmp_path):
+    config = _config(tmp_path, {"a": "a.fa", "b": "b.fa"}, colour="blue")
+    result = _nucflow("validate-config", config, "--schema", str(SCHEMA))
+    assert result.returncode == 1
+    assert "experiments.e.data: unknown key 'colour'" in result.stderr

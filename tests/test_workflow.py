@@ -1,0 +1,152 @@
+"""The Snakemake workflow end to end on a tiny demo config, plus lint and a 10-fold dry run."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+EXP = "lncrna_cnn"
+
+
+def _tiny_config(**splits) -> dict:
+    """The demo config at tiny size: fewer and shorter transcripts, fewer epochs."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["simulate"] = {
+        "datasets": [],
+        "transcripts": {"n_per_class": 90, "n_unlabelled": 30, "min_length": 300,
+                        "max_length": 1500},
+    }
+    experiment = config["experiments"][EXP]
+    experiment["encoding"]["context_length"] = 256
+    experiment["model"].update({"channels": 32, "n_layers": 2})
+    experiment["training"].update({"batch_size": 16, "max_epochs": 15, "patience": 6,
+                                   "learning_rate": 0.003})
+    experiment["splits"] = {"mode": "kfold", "folds": 3, "valid_fraction": 0.2, **splits}
+    return config
+
+
+def _snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True, text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("demo")
+    result = _snakemake(workdir, _tiny_config())
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_metrics_over_folds_show_learnt_classes(demo_run):
+    metrics = pd.read_csv(demo_run / "results" / EXP / "metrics.csv")
+    assert metrics["fold"].astype(str).tolist() == ["0", "1", "2", "mean", "sd"]
+    folds = metrics.iloc[:3]
+    assert (folds["n_test"] == 60).all()
+    mean = metrics.set_index("fold").loc["mean"]
+    assert mean["macro_f1"] > 0.7, metrics  # chance is 0.5
+    assert mean["auroc"] > 0.8
+    assert metrics.set_index("fold").loc["sd", "macro_f1"] >= 0
+
+
+def test_fold_outputs(demo_run):
+    fold = demo_run / "results" / EXP / "folds" / "1"
+    predictions = pd.read_csv(fold / "test_predictions.csv")
+    assert list(predictions.columns) == ["id", "label", "prob_protein_coding", "prob_lncrna",
+                                         "predicted_class"]
+    assert predictions[["prob_protein_coding", "prob_lncrna"]].sum(axis=1).round(5).eq(1).all()
+    history = pd.read_csv(fold / "history.csv")
+    assert history["best"].sum() == 1
+    assert {"train_loss", "val_loss", "val_macro_f1"} <= set(history.columns)
+    model_files = sorted(p.name for p in (fold / "model").iterdir() if p.name[0] != ".")
+    assert model_files == ["config.json", "model.safetensors"]
+    assert (fold / "history.png").read_bytes()[:4] == b"\x89PNG"
+    assert (demo_run / "logs" / "fit" / EXP / "1.log").read_text().count("best epoch") == 1
+
+
+def test_ensemble_predictions_recover_truth(demo_run):
+    predict = demo_run / "results" / EXP / "predict" / "unlabelled"
+    ensemble = pd.read_csv(predict / "predictions.csv")
+    truth = pd.read_csv(demo_run / "results" / "simulated" / "transcripts" /
+                        "unlabelled_truth.tsv", sep="\t")
+    merged = ensemble.merge(truth, on="id")
+    assert len(merged) == 30
+    assert (merged["predicted_class"] == merged["class"]).mean() > 0.7
+    per_fold = pd.read_csv(predict / "predictions_per_fold.csv")
+    mean = per_fold.groupby("id")["prob_lncrna"].mean()
+    assert mean.loc[ensemble["id"]].to_numpy() == pytest.approx(ensemble["prob_lncrna"], abs=1e-6)
+
+
+def test_predict_cli_needs_only_model_and_fasta(demo_run, tmp_path):
+    model = demo_run / "results" / EXP / "folds" / "0" / "model"
+    fasta = demo_run / "results" / "simulated" / "transcripts" / "unlabelled.fa"
+    out = tmp_path / "p.csv"
+    result = subprocess.run([sys.executable, "-m", "nucflow.cli", "predict", "--model",
+                             str(model), "--fasta", str(fasta), "--out", str(out)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(out)) == 30
+
+
+def test_one_fold_reruns_alone(demo_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    folds = workdir / "results" / EXP / "folds"
+    untouched = (folds / "0" / "model" / "model.safetensors").stat().st_mtime_ns
+    shutil.rmtree(folds / "2")
+    target = f"results/{EXP}/folds/2/metrics.json"
+    result = _snakemake(workdir, _tiny_config(), target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fit" in result.stderr and (folds / "2" / "metrics.json").is_file()
+    assert (folds / "0" / "model" / "model.safetensors").stat().st_mtime_ns == untouched
+    assert "jobid" not in result.stderr or result.stderr.count("rule fit:") == 1
+
+
+def test_bad_input_fails_job_without_outputs(tmp_path):
+    config = _tiny_config()
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">good\nACGTACGT\n>oops\nACGT?ACGT\n")
+    config["experiments"][EXP]["data"]["classes"]["lncrna"] = str(bad)
+    result = _snakemake(tmp_path, config)
+    assert result.returncode != 0
+    assert "record 'oops' has invalid character '?'" in result.stderr
+    assert not (tmp_path / "results" / EXP / "data").exists() or not any(
+        (tmp_path / "results" / EXP / "data").iterdir()
+    )
+
+
+def test_invalid_config_stops_before_any_job(tmp_path):
+    config = _tiny_config()
+    config["experiments"][EXP]["training"]["epochs"] = 3
+    result = _snakemake(tmp_path, config)
+    assert result.returncode != 0
+    assert f"experiments.{EXP}.training: unknown key 'epochs'" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_with_ten_folds(tmp_path):
+    config = copy.deepcopy(_tiny_config(folds=10))
+    result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    counts = dict(line.split()[:2] for line in result.stdout.splitlines()
+                  if line.split()[:1] and line.split()[0] in ("fit", "evaluate", "split"))
+    assert counts == {"split": "10", "fit": "10", "evaluate": "10"}
+
+
+def test_snakemake_lint_is_clean():
+    result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
