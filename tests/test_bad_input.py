@@ -37,9 +37,19 @@ def _nucflow(*args: str) -> subprocess.CompletedProcess:
 
 
 def _encode(tmp_path, config: str) -> subprocess.CompletedProcess:
-    return _nucflow("encode", "--config", config, "--experiment", "e", "--schema", str(SCHEMA),
-                    "--encoded", str(tmp_path / "out" / "enc.npz"),
-                    "--tokenizer", str(tmp_path / "out" / "tok.json"))
+    return _nucflow(
+        "encode",
+        "--config",
+        config,
+        "--experiment",
+        "e",
+        "--schema",
+        str(SCHEMA),
+        "--encoded",
+        str(tmp_path / "out" / "enc.npz"),
+        "--tokenizer",
+        str(tmp_path / "out" / "tok.json"),
+    )
 
 
 def _assert_failed_cleanly(result: subprocess.CompletedProcess, tmp_path, *expected: str) -> None:
@@ -85,8 +95,7 @@ def test_duplicate_id_across_class_files(tmp_path):
 
 def test_invalid_characters_replaced_when_configured(tmp_path):
     a = write_fasta(tmp_path / "a.fa", [("x", "ACGJACGT" * 4)])
-    config = _config(tmp_path, {"a": str(a), "b": _good_b(tmp_path)},
-                     invalid_characters="replace")
+    config = _config(tmp_path, {"a": str(a), "b": _good_b(tmp_path)}, invalid_characters="replace")
     assert _encode(tmp_path, config).returncode == 0
     assert (tmp_path / "out" / "enc.npz").is_file()
 
@@ -103,9 +112,21 @@ def test_gzip_and_crlf_inputs_work(tmp_path):
 
 def _split(tmp_path, config: str) -> subprocess.CompletedProcess:
     assert _encode(tmp_path, config).returncode == 0
-    return _nucflow("split", "--config", config, "--experiment", "e", "--schema", str(SCHEMA),
-                    "--encoded", str(tmp_path / "out" / "enc.npz"), "--fold", "0",
-                    "--out", str(tmp_path / "splits" / "0.json"))
+    return _nucflow(
+        "split",
+        "--config",
+        config,
+        "--experiment",
+        "e",
+        "--schema",
+        str(SCHEMA),
+        "--encoded",
+        str(tmp_path / "out" / "enc.npz"),
+        "--fold",
+        "0",
+        "--out",
+        str(tmp_path / "splits" / "0.json"),
+    )
 
 
 def test_fewer_sequences_than_folds(tmp_path):

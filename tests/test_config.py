@@ -22,18 +22,27 @@ def demo() -> dict:
 def test_demo_config_is_valid_and_defaults_are_filled(demo):
     config = validate_config(demo, load_schema(SCHEMA))
     experiment = config["experiments"]["lncrna_cnn"]
-    assert experiment["training"]["learning_rate"] == 0.001
+    assert experiment["training"]["weight_decay"] == 0.01
     assert experiment["splits"]["valid_fraction"] == 0.1
     assert experiment["data"]["invalid_characters"] == "error"
     assert config["simulate"]["regression"]["n_sequences"] == 400
 
 
 def test_minimal_experiment_gets_every_section():
-    config = {"experiments": {"e": {"kind": "sequence", "data": {"classes": {"a": "a.fa",
-                                                                            "b": ["b.fa"]}}}}}
+    config = {
+        "experiments": {
+            "e": {"kind": "sequence", "data": {"classes": {"a": "a.fa", "b": ["b.fa"]}}}
+        }
+    }
     validate_config(config, load_schema(SCHEMA))
-    assert set(config["experiments"]["e"]) >= {"encoding", "model", "training", "splits",
-                                               "predict", "resources"}
+    assert set(config["experiments"]["e"]) >= {
+        "encoding",
+        "model",
+        "training",
+        "splits",
+        "predict",
+        "resources",
+    }
     assert config["seed"] == 42
 
 
@@ -79,6 +88,7 @@ def test_every_schema_key_has_a_description():
         for name, sub in node.get("properties", {}).items():
             assert sub.get("description"), f"{path}{name} has no description"
             walk(sub, f"{path}{name}.")
+
     schema = load_schema(SCHEMA)
     walk(schema, "")
     for definition in schema["$defs"].values():

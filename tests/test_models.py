@@ -14,8 +14,16 @@ from nucflow.models.files import ModelConfig, load_model, save_model
 from nucflow.predict import class_probabilities
 from nucflow.tokenize import PAD_ID, build_tokenizer
 
-HPARAMS = {"vocab_size": 69, "n_classes": 3, "pad_id": PAD_ID, "embedding_dim": 8,
-           "channels": 16, "kernel_size": 5, "n_layers": 2, "dropout": 0.1}
+HPARAMS = {
+    "vocab_size": 69,
+    "n_classes": 3,
+    "pad_id": PAD_ID,
+    "embedding_dim": 8,
+    "channels": 16,
+    "kernel_size": 5,
+    "n_layers": 2,
+    "dropout": 0.1,
+}
 
 
 def _model() -> torch.nn.Module:

@@ -23,14 +23,19 @@ def _tiny_config(**splits) -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["simulate"] = {
         "datasets": [],
-        "transcripts": {"n_per_class": 90, "n_unlabelled": 30, "min_length": 300,
-                        "max_length": 1500},
+        "transcripts": {
+            "n_per_class": 90,
+            "n_unlabelled": 30,
+            "min_length": 300,
+            "max_length": 1500,
+        },
     }
     experiment = config["experiments"][EXP]
     experiment["encoding"]["context_length"] = 256
     experiment["model"].update({"channels": 32, "n_layers": 2})
-    experiment["training"].update({"batch_size": 16, "max_epochs": 15, "patience": 6,
-                                   "learning_rate": 0.003})
+    experiment["training"].update(
+        {"batch_size": 16, "max_epochs": 15, "patience": 6, "learning_rate": 0.003}
+    )
     experiment["splits"] = {"mode": "kfold", "folds": 3, "valid_fraction": 0.2, **splits}
     return config
 
@@ -40,7 +45,8 @@ def _snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedP
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return subprocess.run(
         [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -66,8 +72,13 @@ def test_metrics_over_folds_show_learnt_classes(demo_run):
 def test_fold_outputs(demo_run):
     fold = demo_run / "results" / EXP / "folds" / "1"
     predictions = pd.read_csv(fold / "test_predictions.csv")
-    assert list(predictions.columns) == ["id", "label", "prob_protein_coding", "prob_lncrna",
-                                         "predicted_class"]
+    assert list(predictions.columns) == [
+        "id",
+        "label",
+        "prob_protein_coding",
+        "prob_lncrna",
+        "predicted_class",
+    ]
     assert predictions[["prob_protein_coding", "prob_lncrna"]].sum(axis=1).round(5).eq(1).all()
     history = pd.read_csv(fold / "history.csv")
     assert history["best"].sum() == 1
@@ -81,8 +92,9 @@ def test_fold_outputs(demo_run):
 def test_ensemble_predictions_recover_truth(demo_run):
     predict = demo_run / "results" / EXP / "predict" / "unlabelled"
     ensemble = pd.read_csv(predict / "predictions.csv")
-    truth = pd.read_csv(demo_run / "results" / "simulated" / "transcripts" /
-                        "unlabelled_truth.tsv", sep="\t")
+    truth = pd.read_csv(
+        demo_run / "results" / "simulated" / "transcripts" / "unlabelled_truth.tsv", sep="\t"
+    )
     merged = ensemble.merge(truth, on="id")
     assert len(merged) == 30
     assert (merged["predicted_class"] == merged["class"]).mean() > 0.7
@@ -95,9 +107,23 @@ def test_predict_cli_needs_only_model_and_fasta(demo_run, tmp_path):
     model = demo_run / "results" / EXP / "folds" / "0" / "model"
     fasta = demo_run / "results" / "simulated" / "transcripts" / "unlabelled.fa"
     out = tmp_path / "p.csv"
-    result = subprocess.run([sys.executable, "-m", "nucflow.cli", "predict", "--model",
-                             str(model), "--fasta", str(fasta), "--out", str(out)],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nucflow.cli",
+            "predict",
+            "--model",
+            str(model),
+            "--fasta",
+            str(fasta),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert len(pd.read_csv(out)) == 30
 
@@ -142,8 +168,11 @@ def test_dry_run_with_ten_folds(tmp_path):
     config = copy.deepcopy(_tiny_config(folds=10))
     result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0, result.stderr
-    counts = dict(line.split()[:2] for line in result.stdout.splitlines()
-                  if line.split()[:1] and line.split()[0] in ("fit", "evaluate", "split"))
+    counts = dict(
+        line.split()[:2]
+        for line in result.stdout.splitlines()
+        if line.split()[:1] and line.split()[0] in ("fit", "evaluate", "split")
+    )
     assert counts == {"split": "10", "fit": "10", "evaluate": "10"}
 
 
