@@ -31,9 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 
+# -P: benchmarks/tokenize.py must not shadow the standard library's tokenize module
 bench: $(STAMP)
-	$(BIN)/python benchmarks/tokenize.py
-	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python -P benchmarks/tokenize.py
+	$(BIN)/python -P benchmarks/train_cnn.py
+	$(BIN)/python -P benchmarks/demo.py
 
 config-docs: $(STAMP)
 	$(BIN)/nucflow config-docs > config/README.md

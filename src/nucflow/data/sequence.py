@@ -39,10 +39,15 @@ class EncodedSequences:
         )
 
 
-def class_files(classes: Mapping[str, str | Sequence[str]]) -> dict[str, list[str]]:
+def class_files(
+    classes: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLike[str]]],
+) -> dict[str, list[str]]:
     """Normalise the config's class → path-or-paths mapping to class → list of paths."""
     return {
-        name: [paths] if isinstance(paths, str) else list(paths) for name, paths in classes.items()
+        name: [os.fspath(paths)]
+        if isinstance(paths, str | os.PathLike)
+        else [os.fspath(path) for path in paths]
+        for name, paths in classes.items()
     }
 
 
