@@ -151,3 +151,22 @@ def test_unknown_config_key_is_reported(tmp_path):
     result = _nucflow("validate-config", config, "--schema", str(SCHEMA))
     assert result.returncode == 1
     assert "experiments.e.data: unknown key 'colour'" in result.stderr
+
+
+def test_simulate_cli(tmp_path):
+    out = tmp_path / "sim"
+    result = _nucflow(
+        "simulate",
+        "transcripts",
+        "--out",
+        str(out),
+        "--param",
+        "n_per_class=4",
+        "--param",
+        "n_unlabelled=2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "lncrna.fa").read_text().count(">") == 4
+    bad = _nucflow("simulate", "transcripts", "--out", str(tmp_path / "x"), "--param", "n=4")
+    assert bad.returncode == 1 and "unknown setting 'n'" in bad.stderr
+    assert not (tmp_path / "x").exists()

@@ -385,3 +385,14 @@ def test_bad_arguments_raise_input_error(tmp_path, function, kwargs, message):
     with pytest.raises(InputError, match=message):
         function(tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_simulate_dataset_dispatches_and_rejects_unknown_settings(tmp_path):
+    from nucflow.data.simulate import simulate_dataset
+
+    files = simulate_dataset("signals", tmp_path, 5, {"n_per_class": 3})
+    assert sorted(files) == ["cap_0", "cap_1", "cap_2", "cap_2-1"]
+    with pytest.raises(InputError, match="unknown setting 'bogus' for simulated dataset 'signals'"):
+        simulate_dataset("signals", tmp_path / "x", 5, {"bogus": 1})
+    with pytest.raises(InputError, match="unknown simulated dataset 'proteins'"):
+        simulate_dataset("proteins", tmp_path / "y", 5)

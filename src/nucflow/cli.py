@@ -41,12 +41,9 @@ def _experiment(config_path: str, schema_path: str, name: str) -> tuple[dict, di
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     """Write one synthetic demo dataset."""
-    from nucflow.data import simulate
+    from nucflow.data.simulate import simulate_dataset
 
-    generator = getattr(
-        simulate, f"simulate_{'regression_table' if args.dataset == 'regression' else args.dataset}"
-    )
-    generator(Path(args.out), seed=args.seed, **_parameters(args.param))
+    simulate_dataset(args.dataset, Path(args.out), args.seed, _parameters(args.param))
 
 
 def cmd_encode(args: argparse.Namespace) -> None:

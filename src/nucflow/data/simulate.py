@@ -11,6 +11,7 @@ file at a time) and returns their paths. Same arguments and seed give byte-ident
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,4 +65,16 @@ def simulate_dataset(
         raise InputError(
             f"unknown simulated dataset '{name}' (expected one of: {', '.join(generators)})"
         )
-    return generators[name](Path(out_dir), seed=seed, **dict(settings or {}))
+    generator = generators[name]
+    accepted = [
+        parameter
+        for parameter in inspect.signature(generator).parameters
+        if parameter not in ("out_dir", "seed")
+    ]
+    unknown = sorted(set(settings or {}) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"unknown setting {', '.join(map(repr, unknown))} for simulated dataset '{name}' "
+            f"(expected: {', '.join(accepted)})"
+        )
+    return generator(Path(out_dir), seed=seed, **dict(settings or {}))

@@ -78,6 +78,13 @@ def fit_fold(
     if len(valid.ids) == 0:
         raise InputError(f"{split_path}: fold {split.fold} has an empty validation part")
     n_classes = len(data.class_names)
+    log.info(
+        "fold %s: %d train and %d valid sequences, %s",
+        split.fold,
+        len(train.ids),
+        len(valid.ids),
+        "GPU (bf16)" if torch.cuda.is_available() else "CPU",
+    )
     fold_seed = seed + int(split.fold)
     L.seed_everything(fold_seed, verbose=False)
 
@@ -111,6 +118,7 @@ def fit_fold(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+        warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # inside Lightning 2.6
         trainer.fit(
             module,
             _loader(train, training["batch_size"], True, fold_seed),
