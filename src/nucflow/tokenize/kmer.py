@@ -235,24 +235,23 @@ class KmerTokenizer:
         ``seqs[0]`` in the whole batch (for error messages).
         """
         k, cap = self.k, self.max_nucleotides
-        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-        if np.any(lengths > cap):
-            if self.keep == "five_prime":
-                seqs = [s[:cap] for s in seqs]
-            else:
-                seqs = [s[-cap:] for s in seqs]
-            lengths = np.minimum(lengths, cap)
         used = n_tokens * k
-        raw = _join_ascii(seqs, first)
+        # Cut each sequence to its kept k-mers (the kept end, no trailing partial k-mer) before
+        # joining, so the joined bytes hold exactly the k-mers to encode.
+        starts = np.zeros_like(used)
+        if self.keep == "three_prime":
+            lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+            starts = lengths - np.minimum(lengths, cap)
+        raw = _join_ascii(
+            [
+                seq[start : start + size]
+                for seq, start, size in zip(seqs, starts.tolist(), used.tolist(), strict=True)
+            ],
+            first,
+        )
         pairs_first = k % 2 == 0 and k <= _MAX_K_BASE5
         # Even k: look raw byte pairs up directly (below); otherwise translate bytes to codes.
         codes = np.frombuffer(raw if pairs_first else raw.translate(_code_table(k)), np.uint8)
-        if int(used.sum()) != codes.size:  # drop each sequence's trailing partial k-mer
-            runs = np.empty(2 * len(used), dtype=np.int64)
-            runs[0::2] = used
-            runs[1::2] = lengths - used
-            keep_mask = np.repeat(np.tile(np.array([True, False]), len(used)), runs)
-            codes = codes[keep_mask]
         if k == 1:
             return codes  # the table already maps to ids
         if k <= _MAX_K_BASE5:
