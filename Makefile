@@ -21,8 +21,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report report.zip
 	@echo "Demo finished. Results are in results/ (per experiment: results/<experiment>/metrics.csv,"
-	@echo "folds/<k>/, predict/<name>/predictions.csv); logs in logs/."
+	@echo "folds/<k>/, predict/<name>/predictions.csv), logs in logs/, an HTML report in report.zip."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

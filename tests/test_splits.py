@@ -80,3 +80,10 @@ def test_class_smaller_than_folds():
     ids, labels = _data(60, 3)
     with pytest.raises(InputError, match="class 'b' has 3 sequences, fewer than 5"):
         kfold_splits(ids, labels, CLASSES, 5, 0.1, 0)
+
+
+def test_part_too_small_for_stratification_is_an_input_error():
+    ids, labels = _data(5, 5)
+    settings = {"mode": "kfold", "folds": 2, "valid_fraction": 0.1, "ratio": [0.8, 0.1, 0.1]}
+    with pytest.raises(InputError, match="cannot split 10 sequences as configured"):
+        make_splits(ids, labels, CLASSES, settings, 0)

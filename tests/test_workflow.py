@@ -179,3 +179,14 @@ def test_dry_run_with_ten_folds(tmp_path):
 def test_snakemake_lint_is_clean():
     result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_report_holds_metrics_and_histories(demo_run):
+    import zipfile
+
+    result = _snakemake(demo_run, _tiny_config(), "--report", "report.zip")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(demo_run / "report.zip") as archive:
+        names = archive.namelist()
+    assert any(name.endswith("metrics.csv") for name in names), names
+    assert sum(name.endswith("history.png") for name in names) == 3, names

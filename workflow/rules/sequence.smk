@@ -42,7 +42,13 @@ rule fit:
     output:
         model=directory(f"{RESULTS}/{{exp}}/folds/{{fold}}/model"),
         history=f"{RESULTS}/{{exp}}/folds/{{fold}}/history.csv",
-        plot=f"{RESULTS}/{{exp}}/folds/{{fold}}/history.png",
+        plot=report(
+            f"{RESULTS}/{{exp}}/folds/{{fold}}/history.png",
+            caption="../report/history.rst",
+            category="{exp}",
+            subcategory="training history",
+            labels={"fold": "{fold}"},
+        ),
     params:
         model=lambda wildcards: experiment(wildcards)["model"],
         training=lambda wildcards: experiment(wildcards)["training"],
@@ -83,7 +89,13 @@ rule aggregate:
     input:
         fold_metrics,
     output:
-        f"{RESULTS}/{{exp}}/metrics.csv",
+        report(
+            f"{RESULTS}/{{exp}}/metrics.csv",
+            caption="../report/metrics.rst",
+            category="{exp}",
+            subcategory="metrics",
+            labels={"table": "metrics over folds"},
+        ),
     log:
         "logs/aggregate/{exp}.log",
     conda:

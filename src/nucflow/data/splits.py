@@ -99,12 +99,24 @@ def make_splits(
     settings: dict,
     seed: int,
 ) -> list[Split]:
-    """Splits for the config's ``splits`` section (``mode`` kfold or ratio)."""
-    if settings["mode"] == "kfold":
-        return kfold_splits(
-            ids, labels, class_names, settings["folds"], settings["valid_fraction"], seed
-        )
-    return ratio_split(ids, labels, class_names, settings["ratio"], seed)
+    """Splits for the config's ``splits`` section (``mode`` kfold or ratio).
+
+    A part too small to hold every class (sklearn's stratification refuses it) is reported as
+    an :class:`InputError`.
+    """
+    try:
+        if settings["mode"] == "kfold":
+            return kfold_splits(
+                ids, labels, class_names, settings["folds"], settings["valid_fraction"], seed
+            )
+        return ratio_split(ids, labels, class_names, settings["ratio"], seed)
+    except ValueError as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(
+            f"cannot split {len(ids)} sequences as configured ({error}); use more sequences "
+            "or larger valid/test shares"
+        ) from error
 
 
 def fold_names(settings: dict) -> list[str]:

@@ -131,6 +131,12 @@ def fit_fold(
     frame = pd.DataFrame(history.rows)
     frame["epoch"] = frame["epoch"].astype(int)
     frame["best"] = frame["epoch"] == history.best_epoch
+    summary = {
+        "fold": split.fold,
+        "best_epoch": history.best_epoch,
+        monitor: history.sign * history.best_score,
+        "epochs": len(frame),
+    }
     with atomic_path(history_path) as tmp:
         frame.to_csv(tmp, index=False)
     plot_history(frame, monitor, plot_path)
@@ -143,21 +149,9 @@ def fit_fold(
             tokenizer=tokenizer.to_spec(),
             task=task,
             class_names=list(data.class_names),
-            training={
-                "fold": split.fold,
-                "seed": fold_seed,
-                "best_epoch": history.best_epoch,
-                monitor: history.sign * history.best_score,
-                **training,
-            },
+            training={**summary, "seed": fold_seed, **training},
         ),
     )
-    summary = {
-        "fold": split.fold,
-        "best_epoch": history.best_epoch,
-        monitor: history.sign * history.best_score,
-        "epochs": len(frame),
-    }
     log.info(
         "fold %s: best epoch %d of %d, %s = %.4f",
         split.fold,
