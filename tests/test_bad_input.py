@@ -36,19 +36,15 @@ def _nucflow(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _experiment_step(step: str, config: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a config-driven step on experiment `e`."""
+    return _nucflow(step, "--config", config, "--experiment", "e", "--schema", str(SCHEMA), *args)
+
+
 def _encode(tmp_path, config: str) -> subprocess.CompletedProcess:
-    return _nucflow(
-        "encode",
-        "--config",
-        config,
-        "--experiment",
-        "e",
-        "--schema",
-        str(SCHEMA),
-        "--encoded",
-        str(tmp_path / "out" / "enc.npz"),
-        "--tokenizer",
-        str(tmp_path / "out" / "tok.json"),
+    out = tmp_path / "out"
+    return _experiment_step(
+        "encode", config, "--encoded", str(out / "enc.npz"), "--tokenizer", str(out / "tok.json")
     )
 
 
@@ -112,21 +108,9 @@ def test_gzip_and_crlf_inputs_work(tmp_path):
 
 def _split(tmp_path, config: str) -> subprocess.CompletedProcess:
     assert _encode(tmp_path, config).returncode == 0
-    return _nucflow(
-        "split",
-        "--config",
-        config,
-        "--experiment",
-        "e",
-        "--schema",
-        str(SCHEMA),
-        "--encoded",
-        str(tmp_path / "out" / "enc.npz"),
-        "--fold",
-        "0",
-        "--out",
-        str(tmp_path / "splits" / "0.json"),
-    )
+    split = str(tmp_path / "splits" / "0.json")
+    encoded = str(tmp_path / "out" / "enc.npz")
+    return _experiment_step("split", config, "--encoded", encoded, "--fold", "0", "--out", split)
 
 
 def test_fewer_sequences_than_folds(tmp_path):

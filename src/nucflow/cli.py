@@ -9,11 +9,18 @@ from typing import Any
 
 import yaml
 
+from nucflow.data import SIMULATED_DATASETS
 from nucflow.errors import InputError
 from nucflow.runner import run_logged
 
-DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
-SIMULATORS = ("transcripts", "regression", "signals", "genome")
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
+
+
+def default_schema() -> Path:
+    """The workflow's config schema: under the current directory, else beside the package."""
+    if SCHEMA.is_file():
+        return SCHEMA
+    return Path(__file__).resolve().parents[2] / SCHEMA
 
 
 def _parameters(pairs: Sequence[str]) -> dict[str, Any]:
@@ -139,11 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--config", required=True, help="workflow config YAML")
             sub.add_argument("--experiment", required=True, help="experiment name in the config")
         if config or name in ("validate-config", "config-docs"):
-            sub.add_argument("--schema", default=str(DEFAULT_SCHEMA), help="config JSON schema")
+            sub.add_argument("--schema", default=str(default_schema()), help="config JSON schema")
         return sub
 
     sub = step("simulate", cmd_simulate, "write a synthetic demo dataset with planted truth")
-    sub.add_argument("dataset", choices=SIMULATORS)
+    sub.add_argument("dataset", choices=SIMULATED_DATASETS)
     sub.add_argument("--out", required=True, help="output directory")
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument(

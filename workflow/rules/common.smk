@@ -1,5 +1,6 @@
 # Config validation (before the DAG is built), config lookups and input functions.
 from nucflow.config import load_schema, validate_config
+from nucflow.data import SIMULATED_DATASETS
 from nucflow.data.sequence import class_files
 from nucflow.data.splits import fold_names
 
@@ -13,7 +14,6 @@ validate_config(
 RESULTS = config["results_dir"]
 EXPERIMENTS = config["experiments"]
 SIMULATED = f"{RESULTS}/simulated"
-SIMULATED_DATASETS = ("transcripts", "regression", "signals", "genome")
 
 
 wildcard_constraints:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nucflow.data import SIMULATED_DATASETS
 from nucflow.data.simulate_nanopore import CAP_CLASSES, CAP_PATTERNS, simulate_signals
 from nucflow.data.simulate_rna import (
     LNCRNA_MAX_ORF_CODONS,
@@ -55,12 +56,13 @@ def simulate_dataset(
     name: str, out_dir: Path, seed: int, settings: Mapping[str, Any] | None = None
 ) -> dict[str, Path]:
     """Run the generator of dataset ``name`` (transcripts, regression, signals or genome)."""
-    generators = {
-        "transcripts": simulate_transcripts,
-        "regression": simulate_regression_table,
-        "signals": simulate_signals,
-        "genome": simulate_genome,
-    }
+    generators = dict(
+        zip(
+            SIMULATED_DATASETS,
+            (simulate_transcripts, simulate_regression_table, simulate_signals, simulate_genome),
+            strict=True,
+        )
+    )
     if name not in generators:
         raise InputError(
             f"unknown simulated dataset '{name}' (expected one of: {', '.join(generators)})"

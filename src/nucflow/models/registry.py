@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from nucflow.errors import InputError
 from nucflow.models.cnn import CNNClassifier
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CNNClassifier}
+ARCHITECTURES: Mapping[str, type[nn.Module]] = MappingProxyType({"cnn": CNNClassifier})
 
 
 def build_model(name: str, **hyperparameters: Any) -> nn.Module:

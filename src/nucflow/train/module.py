@@ -12,7 +12,7 @@ from torch import nn
 
 from nucflow.train.metrics import classification_metrics
 
-MAXIMISED = {"val_accuracy", "val_macro_f1", "val_auroc"}
+MAXIMISED = frozenset({"val_accuracy", "val_macro_f1", "val_auroc"})
 
 
 class ClassifierModule(L.LightningModule):
