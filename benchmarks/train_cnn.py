@@ -1,7 +1,7 @@
 """Training throughput of the CNN baseline through the real fit path (GPU in bf16 when present).
 
 Simulates transcripts, encodes them, trains fold 0 with `fit_fold` for a fixed number of
-epochs (early stopping effectively off) and evaluates it. Prints the figures last as
+epochs (no early stopping) and evaluates it. Prints the figures last as
 `key: value` lines: device, epochs, samples/s (median over --repeats) and test macro-F1.
 """
 
@@ -17,20 +17,14 @@ from pathlib import Path
 
 import torch
 
+from nucflow.config import sequence_experiment
 from nucflow.data.sequence import prepare_sequences
 from nucflow.data.simulate import simulate_transcripts
 from nucflow.data.splits import load_split, write_fold_split
 from nucflow.predict import evaluate_fold
 from nucflow.train.fit import fit_fold
 
-MODEL = {
-    "name": "cnn",
-    "embedding_dim": 32,
-    "channels": 64,
-    "kernel_size": 9,
-    "n_layers": 3,
-    "dropout": 0.1,
-}
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def main() -> None:
@@ -43,10 +37,24 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="nucflow-bench-"))
+    experiment = sequence_experiment(
+        SCHEMA,
+        encoding={"method": "kmer", "k": 3, "context_length": 512},
+        model={"name": "cnn", "embedding_dim": 32, "channels": 64, "n_layers": 3, "dropout": 0.1},
+        training={
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "n_samples_per_epoch": None,
+            "learning_rate": 3e-3,
+            "weight_decay": 0.01,
+            "patience": None,
+            "monitor": "val_loss",
+        },
+    )
     sim = simulate_transcripts(work / "sim", n_per_class=args.n_per_class, seed=1)
     prepare_sequences(
         {"protein_coding": sim["protein_coding"], "lncrna": sim["lncrna"]},
-        {"method": "kmer", "k": 3, "context_length": 512, "keep": "five_prime"},
+        experiment["encoding"],
         work / "enc.npz",
         work / "tok.json",
     )
@@ -57,15 +65,6 @@ def main() -> None:
         "0",
         work / "s.json",
     )
-    training = {
-        "batch_size": args.batch_size,
-        "max_epochs": args.epochs,
-        "learning_rate": 3e-3,
-        "weight_decay": 0.01,
-        "patience": args.epochs + 1,
-        "monitor": "val_loss",
-        "weighted_loss": True,
-    }
     rates = []
     for repeat in range(args.repeats):
         started = time.perf_counter()
@@ -76,8 +75,9 @@ def main() -> None:
             work / f"m{repeat}",
             work / "h.csv",
             work / "h.png",
-            model_settings=MODEL,
-            training=training,
+            model_settings=experiment["model"],
+            encoding=experiment["encoding"],
+            training=experiment["training"],
             task="classification",
             seed=42,
             threads=torch.get_num_threads(),

@@ -13,5 +13,6 @@ raise SystemExit(
         encoded_path=sm.output.encoded,
         tokenizer_path=sm.output.tokenizer,
         invalid=sm.params.data["invalid_characters"],
+        learned=sm.input.get("learned"),
     )
 )

@@ -15,9 +15,11 @@ raise SystemExit(
         history_path=sm.output.history,
         plot_path=sm.output.plot,
         model_settings=sm.params.model,
+        encoding=sm.params.encoding,
         training=sm.params.training,
         task=sm.params.task,
         seed=sm.params.seed,
         threads=sm.threads,
+        pretrained=sm.input.get("pretrained"),
     )
 )

@@ -32,3 +32,10 @@ def write_fasta(
     else:
         path.write_bytes(text.encode())
     return path
+
+
+def experiment_defaults(**sections: dict) -> dict:
+    """A schema-validated sequence experiment (defaults filled) with ``sections`` overriding."""
+    from nucflow.config import sequence_experiment
+
+    return sequence_experiment(REPO / "workflow" / "schemas" / "config.schema.yaml", **sections)

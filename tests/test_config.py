@@ -93,3 +93,8 @@ def test_every_schema_key_has_a_description():
     walk(schema, "")
     for definition in schema["$defs"].values():
         walk(definition, "experiment.")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=str)
+def test_example_configs_are_valid(path):
+    assert load_config(path, SCHEMA)["experiments"]

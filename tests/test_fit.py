@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import experiment_defaults
 
-from nucflow.data.sequence import load_encoded, prepare_sequences
+from nucflow.data.encoded import load_encoded
+from nucflow.data.sequence import prepare_sequences
 from nucflow.data.simulate import simulate_transcripts
 from nucflow.data.splits import load_split, write_fold_split
 from nucflow.models.files import load_model
@@ -14,23 +16,18 @@ from nucflow.predict import class_probabilities
 from nucflow.train.fit import class_weights, fit_fold
 from nucflow.train.metrics import classification_metrics
 
-MODEL = {
-    "name": "cnn",
-    "embedding_dim": 8,
-    "channels": 16,
-    "kernel_size": 5,
-    "n_layers": 2,
-    "dropout": 0.1,
-}
-TRAINING = {
-    "batch_size": 16,
-    "max_epochs": 6,
-    "learning_rate": 3e-3,
-    "weight_decay": 0.01,
-    "patience": 10,
-    "monitor": "val_macro_f1",
-    "weighted_loss": True,
-}
+EXPERIMENT = experiment_defaults(
+    encoding={"method": "kmer", "k": 3, "context_length": 128},
+    model={"name": "cnn", "embedding_dim": 8, "channels": 16, "kernel_size": 5, "n_layers": 2},
+    training={
+        "batch_size": 16,
+        "epochs": 6,
+        "n_samples_per_epoch": None,
+        "learning_rate": 3e-3,
+        "weight_decay": 0.01,
+        "patience": 10,
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +38,7 @@ def fold(tmp_path_factory):
     )
     prepare_sequences(
         {"pc": sim["protein_coding"], "nc": sim["lncrna"]},
-        {"method": "kmer", "k": 3, "context_length": 128, "keep": "five_prime"},
+        EXPERIMENT["encoding"],
         work / "enc.npz",
         work / "tok.json",
     )
@@ -63,8 +60,9 @@ def _fit(work, name: str, **training):
         work / name,
         work / f"{name}.csv",
         work / f"{name}.png",
-        model_settings=MODEL,
-        training={**TRAINING, **training},
+        model_settings=EXPERIMENT["model"],
+        encoding=EXPERIMENT["encoding"],
+        training={**EXPERIMENT["training"], **training},
         task="classification",
         seed=11,
     )
@@ -92,7 +90,7 @@ def test_seeded_cpu_fit_is_reproducible(fold):
 
 
 def test_early_stopping_stops(fold):
-    history = _fit(fold, "s", max_epochs=30, patience=1, monitor="val_loss")
+    history = _fit(fold, "s", epochs=30, patience=1, monitor="val_loss")
     assert len(history) < 30
     best_epoch = int(history.loc[history["best"], "epoch"].iloc[0])
     assert history["val_loss"].iloc[best_epoch] == history["val_loss"].min()

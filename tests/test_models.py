@@ -23,6 +23,7 @@ HPARAMS = {
     "kernel_size": 5,
     "n_layers": 2,
     "dropout": 0.1,
+    "hidden_cls_layers": [8],
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nucflow.data.splits import fold_names, kfold_splits, make_splits, ratio_split
+from nucflow.data.splits import fold_names, holdout_split, kfold_splits, make_splits, ratio_split
 from nucflow.errors import InputError
 
 CLASSES = ["a", "b"]
@@ -87,3 +87,13 @@ def test_part_too_small_for_stratification_is_an_input_error():
     settings = {"mode": "kfold", "folds": 2, "valid_fraction": 0.1, "ratio": [0.8, 0.1, 0.1]}
     with pytest.raises(InputError, match="cannot split 10 sequences as configured"):
         make_splits(ids, labels, CLASSES, settings, 0)
+
+
+def test_holdout_split_for_pretraining():
+    ids = [f"u{i}" for i in range(40)]
+    split = holdout_split(ids, 0.1, seed=3)
+    assert split.fold == "pretrain" and split.test == []
+    assert len(split.valid) == 4 and sorted(split.train + split.valid) == sorted(ids)
+    assert holdout_split(ids, 0.1, seed=3) == split
+    with pytest.raises(InputError, match="at least 2"):
+        holdout_split(["only"], 0.1, seed=3)

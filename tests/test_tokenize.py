@@ -238,10 +238,10 @@ def test_invalid_settings(args: tuple, message: str) -> None:
 
 
 def test_unknown_method() -> None:
-    with pytest.raises(InputError, match="unknown tokenizer method 'bpe'"):
-        build_tokenizer("bpe", k=3, context_length=8, keep="five_prime")
-    with pytest.raises(InputError, match="unknown tokenizer method 'bpe'"):
-        tokenizer_from_spec({"method": "bpe", "context_length": 8})
+    with pytest.raises(InputError, match="unknown tokenizer method 'word2vec'"):
+        build_tokenizer("word2vec", k=3, context_length=8, keep="five_prime")
+    with pytest.raises(InputError, match="unknown tokenizer method 'word2vec'"):
+        tokenizer_from_spec({"method": "word2vec", "context_length": 8})
 
 
 @pytest.mark.parametrize(
@@ -305,6 +305,6 @@ def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not valid JSON"):
         load_tokenizer(broken)
     unknown = tmp_path / "unknown.json"
-    unknown.write_text(json.dumps({"method": "bpe"}))
+    unknown.write_text(json.dumps({"method": "word2vec"}))
     with pytest.raises(InputError, match=r"unknown\.json: unknown tokenizer method"):
         load_tokenizer(unknown)

@@ -16,6 +16,7 @@ from conftest import REPO
 pytestmark = pytest.mark.workflow
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 EXP = "lncrna_cnn"
+CSE = "lncrna_cse_bert"
 
 
 def _tiny_config(**splits) -> dict:
@@ -34,9 +35,14 @@ def _tiny_config(**splits) -> dict:
     experiment["encoding"]["context_length"] = 256
     experiment["model"].update({"channels": 32, "n_layers": 2})
     experiment["training"].update(
-        {"batch_size": 16, "max_epochs": 15, "patience": 6, "learning_rate": 0.003}
+        {"batch_size": 16, "epochs": 15, "patience": 6, "learning_rate": 0.003}
     )
     experiment["splits"] = {"mode": "kfold", "folds": 3, "valid_fraction": 0.2, **splits}
+    cse = config["experiments"][CSE]
+    cse["encoding"]["context_length"] = 64
+    cse["pretrain"].update({"epochs": 2, "n_samples_per_epoch": 128})
+    cse["training"].update({"epochs": 10, "patience": 5})
+    cse["splits"] = {"mode": "kfold", "folds": 2, "valid_fraction": 0.2}
     return config
 
 
@@ -67,6 +73,20 @@ def test_metrics_over_folds_show_learnt_classes(demo_run):
     assert mean["macro_f1"] > 0.7, metrics  # chance is 0.5
     assert mean["auroc"] > 0.8
     assert metrics.set_index("fold").loc["sd", "macro_f1"] >= 0
+
+
+def test_cse_bert_pretrains_then_fine_tunes(demo_run):
+    pretrain = pd.read_csv(demo_run / "results" / CSE / "pretrain" / "history.csv")
+    assert len(pretrain) == 2 and pretrain["best"].sum() == 1
+    assert {"val_accuracy", "train_loss", "learning_rate"} <= set(pretrain.columns)
+    log = (demo_run / "logs" / "fit" / CSE / "0.log").read_text()
+    assert f"fine-tuning from results/{CSE}/pretrain/model" in log
+    metrics = pd.read_csv(demo_run / "results" / CSE / "metrics.csv").set_index("fold")
+    assert metrics.loc["mean", "macro_f1"] > 0.65, metrics  # chance is 0.5
+    predictions = pd.read_csv(
+        demo_run / "results" / CSE / "predict" / "unlabelled" / "predictions.csv"
+    )
+    assert len(predictions) == 30
 
 
 def test_fold_outputs(demo_run):
@@ -157,15 +177,16 @@ def test_bad_input_fails_job_without_outputs(tmp_path):
 
 def test_invalid_config_stops_before_any_job(tmp_path):
     config = _tiny_config()
-    config["experiments"][EXP]["training"]["epochs"] = 3
+    config["experiments"][EXP]["training"]["max_epochs"] = 3
     result = _snakemake(tmp_path, config)
     assert result.returncode != 0
-    assert f"experiments.{EXP}.training: unknown key 'epochs'" in result.stderr
+    assert f"experiments.{EXP}.training: unknown key 'max_epochs'" in result.stderr
     assert not (tmp_path / "results").exists()
 
 
 def test_dry_run_with_ten_folds(tmp_path):
     config = copy.deepcopy(_tiny_config(folds=10))
+    del config["experiments"][CSE]
     result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0, result.stderr
     counts = dict(

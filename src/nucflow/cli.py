@@ -64,6 +64,59 @@ def cmd_encode(args: argparse.Namespace) -> None:
         args.encoded,
         args.tokenizer,
         experiment["data"]["invalid_characters"],
+        args.learned,
+    )
+
+
+def cmd_learn_bpe(args: argparse.Namespace) -> None:
+    """Learn an experiment's BPE vocabulary."""
+    from nucflow.data.sequence import learn_tokenizer
+
+    _, experiment = _experiment(args.config, args.schema, args.experiment)
+    learn_tokenizer(
+        experiment["data"]["classes"],
+        experiment["encoding"],
+        args.out,
+        experiment["data"]["invalid_characters"],
+    )
+
+
+def cmd_pretrain_data(args: argparse.Namespace) -> None:
+    """Encode the pretraining FASTAs and hold out a validation part."""
+    from nucflow.data.sequence import class_files, prepare_pretraining_data
+
+    config, experiment = _experiment(args.config, args.schema, args.experiment)
+    fastas = experiment["pretrain"]["fasta"] or [
+        path for paths in class_files(experiment["data"]["classes"]).values() for path in paths
+    ]
+    prepare_pretraining_data(
+        fastas,
+        args.tokenizer,
+        args.encoded,
+        args.split,
+        experiment["pretrain"]["valid_fraction"],
+        config["seed"],
+        experiment["data"]["invalid_characters"],
+    )
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Masked-language-model pretraining."""
+    from nucflow.train.pretrain import pretrain_model
+
+    config, experiment = _experiment(args.config, args.schema, args.experiment)
+    pretrain_model(
+        args.encoded,
+        args.tokenizer,
+        args.split,
+        args.model,
+        args.history,
+        args.plot,
+        model_settings=experiment["model"],
+        encoding=experiment["encoding"],
+        pretrain=experiment["pretrain"],
+        seed=config["seed"],
+        threads=args.threads,
     )
 
 
@@ -88,10 +141,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
         args.history,
         args.plot,
         model_settings=experiment["model"],
+        encoding=experiment["encoding"],
         training=experiment["training"],
         task=experiment["task"],
         seed=config["seed"],
         threads=args.threads,
+        pretrained=args.pretrained,
     )
 
 
@@ -116,6 +171,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
     predict_fasta(
         args.model, args.fasta, args.out, args.per_model, args.batch_size, args.invalid_characters
     )
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    """Per-sequence embeddings of a FASTA file."""
+    from nucflow.predict import embed_fasta
+
+    embed_fasta(args.model, args.fasta, args.out, args.batch_size, args.invalid_characters)
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
@@ -164,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = step("encode", cmd_encode, "read and tokenise an experiment's FASTA files", True)
     sub.add_argument("--encoded", required=True, help="output .npz")
     sub.add_argument("--tokenizer", required=True, help="output tokenizer.json")
+    sub.add_argument("--learned", help="learned BPE tokenizer JSON (encoding.method: bpe)")
+
+    sub = step("learn-bpe", cmd_learn_bpe, "learn an experiment's BPE vocabulary", True)
+    sub.add_argument("--out", required=True, help="output tokenizer JSON")
+
+    sub = step("pretrain-data", cmd_pretrain_data, "encode pretraining FASTAs + hold-out", True)
+    for name in ("tokenizer", "encoded", "split"):
+        sub.add_argument(f"--{name}", required=True)
+
+    sub = step("pretrain", cmd_pretrain, "masked-language-model pretraining", True)
+    for name in ("encoded", "tokenizer", "split", "model", "history", "plot"):
+        sub.add_argument(f"--{name}", required=True)
+    sub.add_argument("--threads", type=int, default=1)
 
     sub = step("split", cmd_split, "write one fold's train/valid/test ids", True)
     sub.add_argument("--encoded", required=True)
@@ -174,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("encoded", "tokenizer", "split", "model", "history", "plot"):
         sub.add_argument(f"--{name}", required=True)
     sub.add_argument("--threads", type=int, default=1)
+    sub.add_argument("--pretrained", help="pretrained model directory to fine-tune from")
 
     sub = step("evaluate", cmd_evaluate, "score a fold's model on its test part")
     for name in ("model", "encoded", "split", "metrics", "predictions"):
@@ -183,17 +259,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--metrics", nargs="+", required=True, help="per-fold metrics.json files")
     sub.add_argument("--out", required=True)
 
-    sub = step("predict", cmd_predict, "predict a FASTA with a model directory or an ensemble")
-    sub.add_argument(
-        "--model",
-        action="append",
-        required=True,
-        help="model directory (repeat for an ensemble: mean probability)",
-    )
+    for name, text in (
+        ("predict", "predict a FASTA with a model directory or an ensemble (mean probability)"),
+        ("classify", "same as predict: id, probability of each class, predicted class"),
+    ):
+        sub = step(name, cmd_predict, text)
+        sub.add_argument(
+            "--model",
+            action="append",
+            required=True,
+            help="model directory (repeat for an ensemble: mean probability)",
+        )
+        sub.add_argument("--fasta", required=True)
+        sub.add_argument("--out", required=True, help="output CSV")
+        sub.add_argument("--per-model", help="also write each model's predictions here")
+        sub.add_argument("--batch-size", type=int, default=128)
+        sub.add_argument("--invalid-characters", choices=("error", "replace"), default="error")
+
+    sub = step("embed", cmd_embed, "per-sequence mean embeddings of a FASTA (CSV: id, L0…)")
+    sub.add_argument("--model", required=True, help="model directory")
     sub.add_argument("--fasta", required=True)
     sub.add_argument("--out", required=True, help="output CSV")
-    sub.add_argument("--per-model", help="also write each model's predictions here")
-    sub.add_argument("--batch-size", type=int, default=128)
+    sub.add_argument("--batch-size", type=int, default=64)
     sub.add_argument("--invalid-characters", choices=("error", "replace"), default="error")
 
     step("validate-config", cmd_validate_config, "validate a config file").add_argument("config")

@@ -83,6 +83,21 @@ def load_config(
     return validate_config(config, load_schema(schema_path), source=str(config_path))
 
 
+def sequence_experiment(schema_path: str | os.PathLike[str], **sections: Any) -> dict[str, Any]:
+    """A validated ``kind: sequence`` experiment with every default filled in.
+
+    ``sections`` (e.g. ``model={...}``) override parts of it; the class FASTA paths are
+    placeholders. Meant for tests, benchmarks and notebooks that call steps directly.
+    """
+    experiment: dict[str, Any] = {
+        "kind": "sequence",
+        "data": {"classes": {"a": "a.fa", "b": "b.fa"}},
+        **{name: dict(values) for name, values in sections.items()},
+    }
+    config = validate_config({"experiments": {"e": experiment}}, load_schema(schema_path))
+    return config["experiments"]["e"]
+
+
 def _type_of(schema: Mapping[str, Any]) -> str:
     """Short human-readable type of a schema node."""
     if "enum" in schema:
@@ -90,6 +105,8 @@ def _type_of(schema: Mapping[str, Any]) -> str:
     if "oneOf" in schema:
         return " or ".join(_type_of(option) for option in schema["oneOf"])
     kind = schema.get("type", "object" if "properties" in schema else "any")
+    if isinstance(kind, list):
+        return " or ".join(kind)
     if kind == "array" and "items" in schema:
         return f"list of {_type_of(schema['items'])}"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nucflow.data.sequence import load_encoded
+from nucflow.data.encoded import load_encoded
 from nucflow.data.splits import load_split
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path, write_text_atomic
@@ -26,18 +27,32 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def class_probabilities(model: nn.Module, tokens: np.ndarray, batch_size: int) -> np.ndarray:
-    """Softmax class probabilities (n, classes) of ``model`` for token ids (n, length)."""
+def batched_outputs(
+    model: nn.Module,
+    tokens: np.ndarray,
+    batch_size: int,
+    function: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> np.ndarray:
+    """Run ``function`` (default: the model) over token ids (n, width) in batches.
+
+    Uses the GPU in bf16 autocast when present.
+    """
     model, device = to_device(model)
     model.eval()
+    function = function or model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     outputs = []
     for start in range(0, len(tokens), batch_size):
         batch = torch.from_numpy(tokens[start : start + batch_size]).long().to(device)
         with autocast:
-            logits = model(batch)
-        outputs.append(logits.float().softmax(dim=1).cpu().numpy())
+            outputs.append(function(batch).float().cpu().numpy())
     return np.concatenate(outputs)
+
+
+def class_probabilities(model: nn.Module, tokens: np.ndarray, batch_size: int) -> np.ndarray:
+    """Softmax class probabilities (n, classes) of ``model`` for token ids (n, width)."""
+    logits = torch.from_numpy(batched_outputs(model, tokens, batch_size))
+    return logits.softmax(dim=1).numpy()
 
 
 def probability_table(
@@ -155,3 +170,36 @@ def predict_fasta(
         ensemble.to_csv(tmp, index=False)
     log.info("predicted %d sequences of %s with %d model(s)", len(records), fasta_path, len(loaded))
     return ensemble
+
+
+def embed_fasta(
+    model_dir: str | os.PathLike[str],
+    fasta_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    batch_size: int = 64,
+    invalid: InvalidPolicy = "error",
+) -> pd.DataFrame:
+    """Per-sequence embeddings of a FASTA file: CSV with ``id`` and ``L0`` … ``L{d-1}``.
+
+    For BERT models (pretrained or fine-tuned) the embedding is the mean of the encoder's
+    output over content positions (CLS, SEP, padding and masked CSE windows excluded); for the
+    CNN it is its pooled mean and max features.
+    """
+    model, config = load_model(model_dir)
+    if hasattr(model, "encoder"):
+        function = partial(model.encoder.embed, pooling="mean")
+    elif hasattr(model, "embed"):
+        function = model.embed
+    else:
+        raise InputError(f"{model_dir}: architecture {config.architecture} has no embeddings")
+    records = read_fasta(fasta_path, invalid)
+    tokenizer = tokenizer_from_spec(config.tokenizer, source=f"{model_dir}/config.json")
+    vectors = batched_outputs(model, tokenizer.encode(records.sequences), batch_size, function)
+    frame = pd.DataFrame(vectors, columns=[f"L{i}" for i in range(vectors.shape[1])])
+    frame.insert(0, "id", records.ids)
+    with atomic_path(out_path) as tmp:
+        frame.to_csv(tmp, index=False)
+    log.info(
+        "embedded %d sequences of %s (%d dimensions)", len(records), fasta_path, vectors.shape[1]
+    )
+    return frame

@@ -38,6 +38,31 @@ def class_fastas(wildcards):
     return [path for paths in files.values() for path in paths]
 
 
+def encode_inputs(wildcards):
+    """Class FASTAs, and the learned vocabulary for BPE experiments."""
+    inputs = {"fastas": class_fastas(wildcards)}
+    if experiment(wildcards)["encoding"]["method"] == "bpe":
+        inputs["learned"] = f"{RESULTS}/{wildcards.exp}/data/bpe.json"
+    return inputs
+
+
+def pretrain_fastas(wildcards):
+    """FASTA files to pretrain on: `pretrain.fasta`, or else the experiment's own sequences."""
+    return experiment(wildcards)["pretrain"]["fasta"] or class_fastas(wildcards)
+
+
+def fit_inputs(wildcards):
+    """Encoded data, tokenizer and split of a fold, and the pretrained model when enabled."""
+    inputs = {
+        "encoded": f"{RESULTS}/{wildcards.exp}/data/encoded.npz",
+        "tokenizer": f"{RESULTS}/{wildcards.exp}/data/tokenizer.json",
+        "split": f"{RESULTS}/{wildcards.exp}/splits/{wildcards.fold}.json",
+    }
+    if experiment(wildcards)["pretrain"]["enabled"]:
+        inputs["pretrained"] = f"{RESULTS}/{wildcards.exp}/pretrain/model"
+    return inputs
+
+
 def fold_metrics(wildcards):
     """metrics.json of every fold of an experiment."""
     return expand(

@@ -1,9 +1,26 @@
-# kind: sequence — encode → split → fit / evaluate per fold → metrics.csv → ensemble predict.
+# kind: sequence — [learn_bpe] → encode → [pretrain] → split → fit / evaluate per fold →
+# metrics.csv → ensemble predict.
+
+
+rule learn_bpe:
+    input:
+        class_fastas,
+    output:
+        f"{RESULTS}/{{exp}}/data/bpe.json",
+    params:
+        data=lambda wildcards: experiment(wildcards)["data"],
+        encoding=lambda wildcards: experiment(wildcards)["encoding"],
+    log:
+        "logs/learn_bpe/{exp}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/learn_bpe.py"
 
 
 rule encode:
     input:
-        class_fastas,
+        unpack(encode_inputs),
     output:
         encoded=f"{RESULTS}/{{exp}}/data/encoded.npz",
         tokenizer=f"{RESULTS}/{{exp}}/data/tokenizer.json",
@@ -16,6 +33,57 @@ rule encode:
         "../../envs/data.yaml"
     script:
         "../../scripts/encode.py"
+
+
+rule pretrain_data:
+    input:
+        fastas=pretrain_fastas,
+        tokenizer=rules.encode.output.tokenizer,
+    output:
+        encoded=f"{RESULTS}/{{exp}}/pretrain/data/encoded.npz",
+        split=f"{RESULTS}/{{exp}}/pretrain/data/split.json",
+    params:
+        valid_fraction=lambda wildcards: experiment(wildcards)["pretrain"]["valid_fraction"],
+        invalid=lambda wildcards: experiment(wildcards)["data"]["invalid_characters"],
+        seed=config["seed"],
+    log:
+        "logs/pretrain_data/{exp}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/pretrain_data.py"
+
+
+rule pretrain:
+    input:
+        encoded=rules.pretrain_data.output.encoded,
+        split=rules.pretrain_data.output.split,
+        tokenizer=rules.encode.output.tokenizer,
+    output:
+        model=directory(f"{RESULTS}/{{exp}}/pretrain/model"),
+        history=f"{RESULTS}/{{exp}}/pretrain/history.csv",
+        plot=report(
+            f"{RESULTS}/{{exp}}/pretrain/history.png",
+            caption="../report/pretrain.rst",
+            category="{exp}",
+            subcategory="pretraining",
+        ),
+    params:
+        model=lambda wildcards: experiment(wildcards)["model"],
+        encoding=lambda wildcards: experiment(wildcards)["encoding"],
+        pretrain=lambda wildcards: experiment(wildcards)["pretrain"],
+        seed=config["seed"],
+    threads: job_resources("threads")
+    resources:
+        gpu=job_resources("gpu"),
+        mem_mb=job_resources("mem_mb"),
+        runtime=job_resources("runtime"),
+    log:
+        "logs/pretrain/{exp}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/pretrain.py"
 
 
 rule split:
@@ -36,9 +104,7 @@ rule split:
 
 rule fit:
     input:
-        encoded=rules.encode.output.encoded,
-        tokenizer=rules.encode.output.tokenizer,
-        split=rules.split.output[0],
+        unpack(fit_inputs),
     output:
         model=directory(f"{RESULTS}/{{exp}}/folds/{{fold}}/model"),
         history=f"{RESULTS}/{{exp}}/folds/{{fold}}/history.csv",
@@ -51,6 +117,7 @@ rule fit:
         ),
     params:
         model=lambda wildcards: experiment(wildcards)["model"],
+        encoding=lambda wildcards: experiment(wildcards)["encoding"],
         training=lambda wildcards: experiment(wildcards)["training"],
         task=lambda wildcards: experiment(wildcards)["task"],
         seed=config["seed"],

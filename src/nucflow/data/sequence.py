@@ -5,38 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from nucflow.data.encoded import EncodedSequences, save_encoded
+from nucflow.data.splits import holdout_split, save_split
 from nucflow.errors import InputError
-from nucflow.io.atomic import atomic_path
 from nucflow.io.fasta import InvalidPolicy, read_fasta
-from nucflow.tokenize import Tokenizer, build_tokenizer, save_tokenizer
+from nucflow.tokenize import Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
+from nucflow.tokenize.bpe import learn_bpe
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EncodedSequences:
-    """Token ids of a sequence set with class labels (-1 where unknown)."""
-
-    ids: np.ndarray
-    tokens: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-
-    def select(self, ids: Sequence[str]) -> EncodedSequences:
-        """The subset with the given ids, in that order."""
-        position = {name: i for i, name in enumerate(self.ids.tolist())}
-        missing = [name for name in ids if name not in position]
-        if missing:
-            raise InputError(f"{len(missing)} ids are not in the encoded data, e.g. '{missing[0]}'")
-        index = np.asarray([position[name] for name in ids], dtype=np.int64)
-        return EncodedSequences(
-            self.ids[index], self.tokens[index], self.labels[index], self.class_names
-        )
 
 
 def class_files(
@@ -95,43 +76,75 @@ def encode_sequences(
     )
 
 
-def save_encoded(data: EncodedSequences, path: str | os.PathLike[str]) -> None:
-    """Store encoded sequences as an uncompressed ``.npz`` (no pickles; memory-map friendly)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            ids=data.ids,
-            tokens=data.tokens,
-            labels=data.labels,
-            class_names=np.asarray(data.class_names, dtype=str),
-        )
+def configured_tokenizer(
+    encoding: Mapping[str, Any], learned: str | os.PathLike[str] | None = None
+) -> Tokenizer:
+    """The tokenizer of an ``encoding`` config section (BPE: the ``learned`` tokenizer file)."""
+    if encoding["method"] == "bpe" and learned is not None:
+        return load_tokenizer(learned)
+    return build_tokenizer(
+        str(encoding["method"]),
+        k=int(encoding["k"]),
+        kernel_size=int(encoding["kernel_size"]),
+        context_length=int(encoding["context_length"]),
+        keep=str(encoding["keep"]),
+    )
 
 
-def load_encoded(path: str | os.PathLike[str]) -> EncodedSequences:
-    """Read encoded sequences written by :func:`save_encoded`."""
-    with np.load(path, allow_pickle=False) as arrays:
-        return EncodedSequences(
-            arrays["ids"], arrays["tokens"], arrays["labels"], arrays["class_names"].tolist()
-        )
+def learn_tokenizer(
+    classes: Mapping[str, str | Sequence[str]],
+    encoding: Mapping[str, Any],
+    out_path: str | os.PathLike[str],
+    invalid: InvalidPolicy = "error",
+) -> Tokenizer:
+    """Learn a BPE vocabulary of ``encoding["vocab_size"]`` on all sequences; save it as JSON."""
+    _, sequences, _, _ = read_labelled_fastas(classes, invalid)
+    tokenizer = learn_bpe(
+        sequences,
+        int(encoding["vocab_size"]),
+        int(encoding["context_length"]),
+        str(encoding["keep"]),
+    )
+    save_tokenizer(tokenizer, out_path)
+    log.info("learned a BPE vocabulary of %d on %d sequences", tokenizer.vocab_size, len(sequences))
+    return tokenizer
 
 
 def prepare_sequences(
     classes: Mapping[str, str | Sequence[str]],
-    encoding: Mapping[str, object],
+    encoding: Mapping[str, Any],
     encoded_path: str | os.PathLike[str],
     tokenizer_path: str | os.PathLike[str],
     invalid: InvalidPolicy = "error",
+    learned: str | os.PathLike[str] | None = None,
 ) -> EncodedSequences:
-    """Read the class FASTAs, build the configured tokenizer, write encoded data and tokenizer."""
+    """Read the class FASTAs, encode them with the configured tokenizer, write data + tokenizer."""
+    tokenizer = configured_tokenizer(encoding, learned)
     ids, sequences, labels, class_names = read_labelled_fastas(classes, invalid)
-    tokenizer = build_tokenizer(
-        str(encoding["method"]),
-        k=int(encoding["k"]),
-        context_length=int(encoding["context_length"]),
-        keep=str(encoding["keep"]),
-    )
     data = encode_sequences(ids, sequences, labels, class_names, tokenizer)
     save_tokenizer(tokenizer, tokenizer_path)
     save_encoded(data, encoded_path)
     log.info("encoded %d sequences (%s) into %s", len(ids), tokenizer.method, encoded_path)
+    return data
+
+
+def prepare_pretraining_data(
+    fasta_paths: Sequence[str | os.PathLike[str]],
+    tokenizer_path: str | os.PathLike[str],
+    encoded_path: str | os.PathLike[str],
+    split_path: str | os.PathLike[str],
+    valid_fraction: float,
+    seed: int,
+    invalid: InvalidPolicy = "error",
+) -> EncodedSequences:
+    """Encode unlabelled FASTA files with an experiment's tokenizer; hold out a validation part."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    ids, sequences, _, _ = read_labelled_fastas(
+        {"unlabelled": list(map(str, fasta_paths))}, invalid
+    )
+    data = encode_sequences(ids, sequences, np.full(len(ids), -1), [], tokenizer)
+    split = holdout_split(ids, valid_fraction, seed)
+    save_encoded(data, encoded_path)
+    save_split(split, split_path)
+    log.info("pretraining data: %d train, %d valid sequences", len(split.train), len(split.valid))
     return data

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from nucflow.data.sequence import load_encoded
+from nucflow.data.encoded import load_encoded
 from nucflow.errors import InputError
 from nucflow.io.atomic import write_text_atomic
 
@@ -89,7 +89,17 @@ def ratio_split(
 
 def _split(fold: str, ids: np.ndarray, train, valid, test) -> Split:
     """Build a :class:`Split`, keeping ids in input order within each part."""
-    return Split(fold, *(ids[np.sort(np.asarray(part))].tolist() for part in (train, valid, test)))
+    parts = (np.sort(np.asarray(part, dtype=np.int64)) for part in (train, valid, test))
+    return Split(fold, *(ids[part].tolist() for part in parts))
+
+
+def holdout_split(ids: Sequence[str], valid_fraction: float, seed: int) -> Split:
+    """Unstratified train / valid split of unlabelled ids (fold ``pretrain``, no test part)."""
+    if len(ids) < 2:
+        raise InputError(f"{len(ids)} sequences: pretraining needs at least 2 (train and valid)")
+    index = np.arange(len(ids))
+    train, valid = train_test_split(index, test_size=valid_fraction, random_state=seed)
+    return _split("pretrain", np.asarray(ids, dtype=object), train, valid, [])
 
 
 def make_splits(

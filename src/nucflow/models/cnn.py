@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from nucflow.models.heads import classification_head
+
 
 class CNNClassifier(nn.Module):
-    """Token embedding → ``n_layers`` × (conv, ReLU, batch norm, dropout) → mean + max → linear.
+    """Token embedding → ``n_layers`` × (conv, ReLU, batch norm, dropout) → mean + max → head.
 
     Padding positions (``pad_id``) are zeroed after every block and excluded from the pooled
     mean and maximum, so a sequence's prediction does not depend on how much padding follows it.
@@ -22,7 +26,9 @@ class CNNClassifier(nn.Module):
         channels: int = 64,
         kernel_size: int = 9,
         n_layers: int = 3,
+        encoder_dropout: float = 0.1,
         dropout: float = 0.1,
+        hidden_cls_layers: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.pad_id = pad_id
@@ -34,14 +40,14 @@ class CNNClassifier(nn.Module):
                 ),
                 nn.ReLU(),
                 nn.BatchNorm1d(channels),
-                nn.Dropout(dropout),
+                nn.Dropout(encoder_dropout),
             )
             for i in range(n_layers)
         )
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels, n_classes))
+        self.head = classification_head(2 * channels, n_classes, hidden_cls_layers, dropout)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Class logits of shape (batch, n_classes) for token ids of shape (batch, length)."""
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Pooled features (batch, 2·channels): masked mean and max over the sequence."""
         padding = (tokens == self.pad_id).unsqueeze(1)
         hidden = self.embedding(tokens).transpose(1, 2)
         for block in self.blocks:  # padded positions stay zero, as if the sequence ended there
@@ -49,4 +55,8 @@ class CNNClassifier(nn.Module):
         lengths = (~padding).sum(dim=2).clamp(min=1)
         mean = hidden.sum(dim=2) / lengths
         peak = hidden.masked_fill(padding, torch.finfo(hidden.dtype).min).amax(dim=2)
-        return self.head(torch.cat([mean, peak], dim=1))
+        return torch.cat([mean, peak], dim=1)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Class logits of shape (batch, n_classes) for token ids of shape (batch, length)."""
+        return self.head(self.embed(tokens))

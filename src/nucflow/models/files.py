@@ -81,3 +81,32 @@ def to_device(model: nn.Module) -> tuple[nn.Module, torch.device]:
     """Move ``model`` to the GPU when one is present, else keep it on the CPU."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device), device
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
+    """A local model directory, or a Hugging Face Hub id (``owner/name``) downloaded first.
+
+    The download needs the optional ``huggingface_hub`` package and a network connection; a
+    missing local directory that is not a Hub id is an :class:`InputError`.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        if not (path / CONFIG).is_file():
+            raise InputError(f"{path}: not a model directory (missing {CONFIG})")
+        return path
+    text = str(name_or_path)
+    if text.count("/") != 1 or text.startswith((".", "/")):
+        raise InputError(f"{path}: pretrained model directory not found")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise InputError(
+            f"{text}: not a local directory; downloading it from the Hugging Face Hub needs "
+            "the huggingface_hub package (pip install huggingface_hub)"
+        ) from None
+    try:
+        return Path(snapshot_download(repo_id=text, allow_patterns=[CONFIG, WEIGHTS]))
+    except Exception as error:  # network, authentication or missing repository
+        raise InputError(
+            f"{text}: could not download from the Hugging Face Hub ({error})"
+        ) from error

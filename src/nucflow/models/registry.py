@@ -9,9 +9,12 @@ from typing import Any
 from torch import nn
 
 from nucflow.errors import InputError
+from nucflow.models.bert import BertClassifier, BertMaskedLM
 from nucflow.models.cnn import CNNClassifier
 
-ARCHITECTURES: Mapping[str, type[nn.Module]] = MappingProxyType({"cnn": CNNClassifier})
+ARCHITECTURES: Mapping[str, type[nn.Module]] = MappingProxyType(
+    {"cnn": CNNClassifier, "bert": BertClassifier, "bert_mlm": BertMaskedLM}
+)
 
 
 def build_model(name: str, **hyperparameters: Any) -> nn.Module:

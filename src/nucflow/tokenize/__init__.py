@@ -1,4 +1,4 @@
-"""Token encodings: nuc and k-mer tokenizers behind one :class:`Tokenizer` protocol.
+"""Encodings: nuc, k-mer and BPE tokenizers and CSE nucleotide codes, one protocol.
 
 Special ids are shared by every encoding: MASK=0, CLS=1, SEP=2, PAD=3, UNK=4; content
 tokens start at 5. A tokenizer's JSON spec (``to_spec`` / ``save_tokenizer``) is all that is
@@ -21,10 +21,14 @@ from nucflow.tokenize.base import (
     special_ids,
     tokenizer_from_spec,
 )
+from nucflow.tokenize.bpe import BpeTokenizer, learn_bpe
+from nucflow.tokenize.cse import CSE_N_CODE, CSE_PAD_CODE, CseEncoding, one_hot_codes
 from nucflow.tokenize.kmer import KEEP_POLICIES, KmerTokenizer
 
 __all__ = [
     "CLS_ID",
+    "CSE_N_CODE",
+    "CSE_PAD_CODE",
     "FIRST_CONTENT_ID",
     "KEEP_POLICIES",
     "MASK_ID",
@@ -33,10 +37,14 @@ __all__ = [
     "SPECIAL_TOKENS",
     "TOKENIZER_METHODS",
     "UNK_ID",
+    "BpeTokenizer",
+    "CseEncoding",
     "KmerTokenizer",
     "Tokenizer",
     "build_tokenizer",
+    "learn_bpe",
     "load_tokenizer",
+    "one_hot_codes",
     "save_tokenizer",
     "special_ids",
     "tokenizer_from_spec",

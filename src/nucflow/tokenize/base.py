@@ -1,6 +1,6 @@
 """The tokenizer protocol, the special token ids, and JSON save/load of tokenizer specs.
 
-Every token encoding (nuc, k-mer, and later BPE and atomic) shares the special ids below;
+Every token encoding (nuc, k-mer, BPE, and later atomic) shares the special ids below;
 content tokens start at :data:`FIRST_CONTENT_ID`. A tokenizer is fully described by its
 JSON-serialisable spec (:meth:`Tokenizer.to_spec`), which is stored in ``tokenizer.json``
 and in every trained model's ``config.json`` so that predict time uses the same encoding.
@@ -37,8 +37,8 @@ FIRST_CONTENT_ID = 5
 SPECIAL_TOKENS: tuple[str, ...] = ("[MASK]", "[CLS]", "[SEP]", "[PAD]", "[UNK]")
 """Token strings of the special ids; ``SPECIAL_TOKENS[i]`` is the token with id ``i``."""
 
-TOKENIZER_METHODS: tuple[str, ...] = ("nuc", "kmer")
-"""Tokenization methods :func:`build_tokenizer` and :func:`tokenizer_from_spec` know."""
+TOKENIZER_METHODS: tuple[str, ...] = ("nuc", "kmer", "bpe", "cse")
+"""Encoding methods :func:`tokenizer_from_spec` knows (``bpe`` is built by ``learn_bpe``)."""
 
 
 def special_ids() -> dict[str, int]:
@@ -82,12 +82,17 @@ class Tokenizer(Protocol):
         ...
 
 
-def build_tokenizer(method: str, *, k: int, context_length: int, keep: str) -> Tokenizer:
+def build_tokenizer(
+    method: str, *, k: int, context_length: int, keep: str, kernel_size: int | None = None
+) -> Tokenizer:
     """Build a tokenizer from config values.
 
-    ``method`` is ``"nuc"`` (single nucleotides; ``k`` is ignored and taken as 1) or
-    ``"kmer"`` (non-overlapping k-mers). ``keep`` is ``"five_prime"`` or ``"three_prime"``:
-    which end of a sequence longer than the context is kept.
+    ``method`` is ``"nuc"`` (single nucleotides; ``k`` is ignored and taken as 1), ``"kmer"``
+    (non-overlapping k-mers) or ``"cse"`` (nucleotide codes for CSE models, windows of
+    ``kernel_size`` nt; ``k`` is taken when ``kernel_size`` is None). ``keep`` is
+    ``"five_prime"`` or ``"three_prime"``: which end of a sequence longer than the context is
+    kept. ``"bpe"`` needs a learned vocabulary and raises :class:`InputError`: use
+    :func:`nucflow.tokenize.bpe.learn_bpe` or load a saved spec instead.
     """
     from nucflow.tokenize.kmer import KmerTokenizer
 
@@ -95,6 +100,16 @@ def build_tokenizer(method: str, *, k: int, context_length: int, keep: str) -> T
         return KmerTokenizer(1, context_length, keep)  # type: ignore[arg-type]
     if method == "kmer":
         return KmerTokenizer(k, context_length, keep)  # type: ignore[arg-type]
+    if method == "cse":
+        from nucflow.tokenize.cse import CseEncoding
+
+        size = k if kernel_size is None else kernel_size
+        return CseEncoding(size, context_length, keep)  # type: ignore[arg-type, return-value]
+    if method == "bpe":
+        raise InputError(
+            "BPE needs a learned vocabulary: learn one with learn_bpe(sequences, vocab_size, "
+            "context_length, keep) or load a saved BPE tokenizer spec"
+        )
     raise InputError(
         f"unknown tokenizer method {method!r} (expected one of: {', '.join(TOKENIZER_METHODS)})"
     )
@@ -114,6 +129,14 @@ def tokenizer_from_spec(spec: Mapping[str, Any], source: str = "tokenizer spec")
         from nucflow.tokenize.kmer import KmerTokenizer
 
         return KmerTokenizer.from_spec(spec, source)
+    if method == "bpe":
+        from nucflow.tokenize.bpe import BpeTokenizer
+
+        return BpeTokenizer.from_spec(spec, source)
+    if method == "cse":
+        from nucflow.tokenize.cse import CseEncoding
+
+        return CseEncoding.from_spec(spec, source)  # type: ignore[return-value]
     if method is None:
         raise InputError(
             f"{source}: missing key 'method' (expected one of: {', '.join(TOKENIZER_METHODS)})"

@@ -11,25 +11,42 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from nucflow.data.sequence import EncodedSequences, load_encoded
+from nucflow.data.encoded import EncodedSequences, load_encoded
 from nucflow.data.splits import load_split
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path
 from nucflow.models import build_model
-from nucflow.models.files import ModelConfig, save_model
+from nucflow.models.files import ModelConfig, load_model, resolve_model_dir, save_model
+from nucflow.models.settings import ENCODER_KEYS, classifier_hyperparameters
 from nucflow.report.plots import plot_history
-from nucflow.tokenize import PAD_ID, load_tokenizer
+from nucflow.tokenize import load_tokenizer
 from nucflow.train.module import MAXIMISED, ClassifierModule, EpochHistory
 
 log = logging.getLogger(__name__)
 
 
-def _loader(data: EncodedSequences, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """A DataLoader over (token ids, label) pairs with a seeded shuffle."""
+def sequence_loader(
+    data: EncodedSequences,
+    batch_size: int,
+    seed: int,
+    *,
+    shuffle: bool,
+    n_samples: int | None = None,
+) -> DataLoader:
+    """A DataLoader over (input ids, label) pairs.
+
+    ``n_samples`` draws that many sequences with replacement per epoch (lncRNA-Py's epochs of
+    ``n_samples_per_epoch`` draws); otherwise one pass, shuffled or in order. Seeded.
+    """
     dataset = TensorDataset(torch.from_numpy(data.tokens).long(), torch.from_numpy(data.labels))
     generator = torch.Generator().manual_seed(seed)
+    if n_samples is not None:
+        sampler = RandomSampler(
+            dataset, replacement=True, num_samples=n_samples, generator=generator
+        )
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
@@ -50,6 +67,127 @@ def trainer_settings() -> dict[str, Any]:
     return {"accelerator": "cpu", "devices": 1, "precision": "32-true"}
 
 
+def same_encoding(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Whether two tokenizer specs encode alike (the nucflow version that wrote them aside)."""
+    return {k: v for k, v in first.items() if k != "nucflow_version"} == {
+        k: v for k, v in second.items() if k != "nucflow_version"
+    }
+
+
+def _describe_encoding(spec: dict[str, Any]) -> str:
+    """Short text of a tokenizer spec, e.g. ``kmer (k=3, context_length=512, keep=five_prime)``."""
+    details = ", ".join(
+        f"{key}={spec[key]}"
+        for key in ("k", "kernel_size", "vocab_size", "context_length", "keep")
+        if key in spec
+    )
+    return f"{spec.get('method')} ({details})"
+
+
+def fit_lightning(
+    module: L.LightningModule,
+    train_loader: DataLoader,
+    valid_loader: DataLoader,
+    *,
+    epochs: int,
+    monitor: str,
+    patience: int | None,
+) -> EpochHistory:
+    """Train ``module``; keep each epoch's metrics and the best epoch's weights (by ``monitor``).
+
+    Early stopping after ``patience`` epochs without improvement (None: run every epoch).
+    """
+    history = EpochHistory(monitor)
+    callbacks: list[L.Callback] = [history]
+    if patience is not None:
+        mode = "max" if monitor in MAXIMISED else "min"
+        callbacks.append(
+            L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
+        )
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        **trainer_settings(),
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+        warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # inside Lightning 2.6
+        trainer.fit(module, train_loader, valid_loader)
+    if history.best_state is None:
+        raise InputError(f"no epoch produced a finite {monitor}")
+    return history
+
+
+def write_history(
+    history: EpochHistory, history_path: str | os.PathLike[str], plot_path: str | os.PathLike[str]
+) -> pd.DataFrame:
+    """history.csv (one row per epoch; ``best`` marks the kept epoch) and its plot."""
+    frame = pd.DataFrame(history.rows)
+    frame["epoch"] = frame["epoch"].astype(int)
+    frame["best"] = frame["epoch"] == history.best_epoch
+    with atomic_path(history_path) as tmp:
+        frame.to_csv(tmp, index=False)
+    plot_history(frame, history.monitor, plot_path)
+    return frame
+
+
+def build_classifier(
+    model_settings: dict[str, Any],
+    encoding: dict[str, Any],
+    training: dict[str, Any],
+    tokenizer_spec: dict[str, Any],
+    n_classes: int,
+    pretrained: str | os.PathLike[str] | None = None,
+) -> tuple[str, dict[str, Any], torch.nn.Module]:
+    """The classifier to train: from scratch, or on a pretrained BERT encoder (optionally frozen).
+
+    A pretrained model must have been trained on the same encoding; its encoder size replaces
+    the ``model`` settings. ``freeze_network`` trains the head only, on mean embeddings.
+    """
+    freezing = training["freeze_network"] or training["freeze_kernels"]
+    if pretrained is None:
+        if freezing:
+            raise InputError("freeze_network / freeze_kernels need a pretrained model")
+        name, hyperparameters = classifier_hyperparameters(
+            model_settings, encoding, tokenizer_spec, n_classes
+        )
+        return name, hyperparameters, build_model(name, **hyperparameters)
+    source = resolve_model_dir(pretrained)
+    base, config = load_model(source)
+    if not same_encoding(config.tokenizer, tokenizer_spec):
+        raise InputError(
+            f"{source}: pretrained with encoding {_describe_encoding(config.tokenizer)}, but the "
+            f"data are encoded with {_describe_encoding(tokenizer_spec)} (expected the same)"
+        )
+    if config.architecture not in ("bert", "bert_mlm"):
+        raise InputError(f"{source}: architecture {config.architecture} has no BERT encoder")
+    encoder = {k: config.hyperparameters[k] for k in ENCODER_KEYS if k in config.hyperparameters}
+    hyperparameters = {
+        **encoder,
+        "n_classes": n_classes,
+        "head_dropout": model_settings["dropout"],
+        "hidden_cls_layers": list(model_settings["hidden_cls_layers"]),
+        "pooling": "mean" if training["freeze_network"] else "cls",
+    }
+    model = build_model("bert", **hyperparameters)
+    model.encoder.load_state_dict(base.encoder.state_dict())
+    if training["freeze_network"]:
+        model.encoder.requires_grad_(False)
+    if training["freeze_kernels"]:
+        if encoder.get("input") != "cse":
+            raise InputError("freeze_kernels needs a CSE encoder (encoding.method: cse)")
+        model.encoder.conv.requires_grad_(False)
+    log.info("fine-tuning from %s (%s)", source, config.architecture)
+    return "bert", hyperparameters, model
+
+
 def fit_fold(
     encoded_path: str | os.PathLike[str],
     tokenizer_path: str | os.PathLike[str],
@@ -59,21 +197,23 @@ def fit_fold(
     plot_path: str | os.PathLike[str],
     *,
     model_settings: dict[str, Any],
+    encoding: dict[str, Any],
     training: dict[str, Any],
     task: str,
     seed: int,
     threads: int = 1,
+    pretrained: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Train on a fold's train part, select the best epoch on its valid part, save the model.
 
+    ``pretrained`` (or ``training["pretrained_model"]``) starts from a pretrained encoder.
     Early stopping and model selection follow ``training["monitor"]``. Writes the model
-    directory, ``history.csv`` (one row per epoch, ``best`` marks the kept epoch) and a
-    plot of the history. Returns a summary (best epoch and its score).
+    directory, ``history.csv`` and its plot; returns a summary (best epoch and its score).
     """
     torch.set_num_threads(threads)
     split = load_split(split_path)
     data = load_encoded(encoded_path)
-    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer_spec = load_tokenizer(tokenizer_path).to_spec()
     train, valid = data.select(split.train), data.select(split.valid)
     if len(valid.ids) == 0:
         raise InputError(f"{split_path}: fold {split.fold} has an empty validation part")
@@ -87,66 +227,58 @@ def fit_fold(
     )
     fold_seed = seed + int(split.fold)
     L.seed_everything(fold_seed, verbose=False)
-
-    hyperparameters = {
-        "vocab_size": tokenizer.vocab_size,
-        "n_classes": n_classes,
-        "pad_id": PAD_ID,
-        **{k: v for k, v in model_settings.items() if k != "name"},
-    }
-    model = build_model(model_settings["name"], **hyperparameters)
+    name, hyperparameters, model = build_classifier(
+        model_settings,
+        encoding,
+        training,
+        tokenizer_spec,
+        n_classes,
+        pretrained or training["pretrained_model"],
+    )
     weights = class_weights(train.labels, n_classes) if training["weighted_loss"] else None
-    module = ClassifierModule(model, training["learning_rate"], training["weight_decay"], weights)
+    reading_frame = (
+        tokenizer_spec["kernel_size"]
+        if tokenizer_spec["method"] == "cse" and training["random_reading_frame"]
+        else None
+    )
+    module = ClassifierModule(
+        model,
+        training["learning_rate"],
+        training["weight_decay"],
+        weights,
+        reading_frame=reading_frame,
+        seed=fold_seed,
+    )
     monitor = training["monitor"]
-    history = EpochHistory(monitor)
-    stopper = L.pytorch.callbacks.EarlyStopping(
+    history = fit_lightning(
+        module,
+        sequence_loader(
+            train,
+            training["batch_size"],
+            fold_seed,
+            shuffle=True,
+            n_samples=training["n_samples_per_epoch"],
+        ),
+        sequence_loader(valid, training["batch_size"], fold_seed, shuffle=False),
+        epochs=training["epochs"],
         monitor=monitor,
-        mode="max" if monitor in MAXIMISED else "min",
         patience=training["patience"],
     )
-    trainer = L.Trainer(
-        max_epochs=training["max_epochs"],
-        callbacks=[history, stopper],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-        **trainer_settings(),
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-        warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # inside Lightning 2.6
-        trainer.fit(
-            module,
-            _loader(train, training["batch_size"], True, fold_seed),
-            _loader(valid, training["batch_size"], False, fold_seed),
-        )
-    if history.best_state is None:
-        raise InputError(f"{split_path}: no epoch produced a finite {monitor}")
     model.load_state_dict(history.best_state)
-
-    frame = pd.DataFrame(history.rows)
-    frame["epoch"] = frame["epoch"].astype(int)
-    frame["best"] = frame["epoch"] == history.best_epoch
+    frame = write_history(history, history_path, plot_path)
     summary = {
         "fold": split.fold,
         "best_epoch": history.best_epoch,
         monitor: history.sign * history.best_score,
         "epochs": len(frame),
     }
-    with atomic_path(history_path) as tmp:
-        frame.to_csv(tmp, index=False)
-    plot_history(frame, monitor, plot_path)
     save_model(
         model_dir,
         model,
         ModelConfig(
-            architecture=model_settings["name"],
+            architecture=name,
             hyperparameters=hyperparameters,
-            tokenizer=tokenizer.to_spec(),
+            tokenizer=tokenizer_spec,
             task=task,
             class_names=list(data.class_names),
             training={**summary, "seed": fold_seed, **training},

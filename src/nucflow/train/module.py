@@ -10,13 +10,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from nucflow.train.masking import random_reading_frame
 from nucflow.train.metrics import classification_metrics
 
 MAXIMISED = frozenset({"val_accuracy", "val_macro_f1", "val_auroc"})
 
 
 class ClassifierModule(L.LightningModule):
-    """Cross-entropy training of a classifier network with AdamW; validation metrics per epoch."""
+    """Cross-entropy training of a classifier network with AdamW; validation metrics per epoch.
+
+    With ``reading_frame`` (the CSE kernel size) every training row starts at a random offset
+    in [0, kernel_size − 1] (drawn from a generator seeded with ``seed``).
+    """
 
     def __init__(
         self,
@@ -24,9 +29,14 @@ class ClassifierModule(L.LightningModule):
         learning_rate: float,
         weight_decay: float,
         class_weights: torch.Tensor | None = None,
+        *,
+        reading_frame: int | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
+        self.reading_frame = reading_frame
+        self.generator = torch.Generator().manual_seed(seed)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
@@ -40,8 +50,10 @@ class ClassifierModule(L.LightningModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
-        """One optimisation step's loss."""
+        """One optimisation step's loss (CSE input: each row from a random reading frame)."""
         tokens, labels = batch
+        if self.reading_frame is not None:
+            tokens = random_reading_frame(tokens, self.reading_frame, self.generator)
         loss = self.loss(self(tokens).float(), labels)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
