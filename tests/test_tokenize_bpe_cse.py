@@ -333,5 +333,5 @@ def test_cse_bad_input() -> None:
         encoding.encode("ACGT")
     with pytest.raises(InputError, match="sequence 1 is a bytes"):
         encoding.encode([b"ACGT"])  # type: ignore[list-item]
-    with pytest.raises(InputError, match="CSE codes must be in 0 … 5"):
+    with pytest.raises(InputError, match="ids must be in 0 … 5 for this encoding"):
         encoding.decode(np.array([[0, 6]]))

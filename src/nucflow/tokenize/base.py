@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,6 +80,28 @@ class Tokenizer(Protocol):
     def to_spec(self) -> dict[str, Any]:
         """JSON-serialisable description from which :func:`tokenizer_from_spec` rebuilds it."""
         ...
+
+
+def decode_rows(
+    ids: np.ndarray, size: int, padding: int, name: Callable[[int], str]
+) -> list[list[str]]:
+    """Strings of each row of ``ids`` (a 1-D array counts as one row), ``padding`` dropped.
+
+    Shared by every encoding's ``decode``: ids must be integers in ``0 … size − 1``, else
+    :class:`InputError`; ``name`` gives the string of one id.
+    """
+    rows = np.atleast_2d(np.asarray(ids))
+    if rows.ndim != 2 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+        raise InputError(
+            f"decode expects a 1-D or 2-D integer array, got {rows.dtype} with shape {rows.shape}"
+        )
+    if rows.size and (rows.min() < 0 or rows.max() >= size):
+        raise InputError(
+            f"ids must be in 0 … {size - 1} for this encoding, got "
+            f"{int(rows.min())} … {int(rows.max())}"
+        )
+    names = {int(i): name(int(i)) for i in np.unique(rows[rows != padding])}
+    return [[names[i] for i in row[row != padding].tolist()] for row in rows]
 
 
 def build_tokenizer(

@@ -18,7 +18,7 @@ import numpy as np
 
 from nucflow import __version__
 from nucflow.errors import InputError
-from nucflow.tokenize.base import check_common_spec
+from nucflow.tokenize.base import check_common_spec, decode_rows
 from nucflow.tokenize.kmer import KEEP_POLICIES, Keep, _chunks, _join_ascii
 
 if TYPE_CHECKING:
@@ -155,18 +155,7 @@ class CseEncoding:
 
         A 1-D array counts as one row; codes outside 0 … 5 raise :class:`InputError`.
         """
-        rows = np.atleast_2d(np.asarray(codes))
-        if rows.ndim != 2 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
-            raise InputError(
-                f"decode expects a 1-D or 2-D integer array, got {rows.dtype} "
-                f"with shape {rows.shape}"
-            )
-        if rows.size and (rows.min() < 0 or rows.max() > CSE_PAD_CODE):
-            raise InputError(
-                f"CSE codes must be in 0 … {CSE_PAD_CODE}, got {int(rows.min())} … "
-                f"{int(rows.max())}"
-            )
-        return [[CSE_LETTERS[c] for c in row[row != CSE_PAD_CODE].tolist()] for row in rows]
+        return decode_rows(codes, CSE_PAD_CODE + 1, CSE_PAD_CODE, CSE_LETTERS.__getitem__)
 
     def to_spec(self) -> dict[str, Any]:
         """Spec: method, kernel_size, context_length, keep, vocab_size, nucflow_version."""

@@ -27,6 +27,7 @@ from nucflow.tokenize.base import (
     SPECIAL_TOKENS,
     UNK_ID,
     check_common_spec,
+    decode_rows,
     special_ids,
 )
 
@@ -288,19 +289,7 @@ class KmerTokenizer:
         PAD is dropped; ``[CLS]``, ``[SEP]``, ``[UNK]`` and ``[MASK]`` are kept. Ids outside
         the vocabulary raise :class:`InputError`.
         """
-        rows = np.atleast_2d(np.asarray(ids))
-        if rows.ndim != 2 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
-            raise InputError(
-                f"decode expects a 1-D or 2-D integer array, got {rows.dtype} "
-                f"with shape {rows.shape}"
-            )
-        if rows.size and (rows.min() < 0 or rows.max() >= self.vocab_size):
-            raise InputError(
-                f"token ids must be in 0 … {self.vocab_size - 1} for this tokenizer, got "
-                f"{int(rows.min())} … {int(rows.max())}"
-            )
-        names = {int(i): self.token_string(int(i)) for i in np.unique(rows)}
-        return [[names[i] for i in row[row != PAD_ID].tolist()] for row in rows]
+        return decode_rows(ids, self.vocab_size, PAD_ID, self.token_string)
 
     def token_string(self, token_id: int) -> str:
         """String of one token id: a special such as ``[UNK]`` or a k-mer such as ``ACG``."""
