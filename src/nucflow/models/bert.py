@@ -86,7 +86,8 @@ class _SelfAttention(nn.Module):
         for weight in (*self.qkv.weight.chunk(3), self.out.weight):
             nn.init.xavier_uniform_(weight)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        """Multi-head self-attention; ``key_mask`` (B, 1, 1, P) marks attended keys (None: all)."""
         batch, positions, d_model = x.shape
         q, k, v = self.qkv(x).view(batch, positions, 3, self.h, -1).permute(2, 0, 3, 1, 4)
         dropout = self.dropout if self.training else 0.0
@@ -94,7 +95,9 @@ class _SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout)
         else:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-            scores = scores.float().masked_fill(~key_mask, float("-inf"))
+            scores = scores.float()
+            if key_mask is not None:
+                scores = scores.masked_fill(~key_mask, float("-inf"))
             weights = F.dropout(scores.softmax(dim=-1), dropout, self.training)
             y = weights.to(v.dtype) @ v
         return self.out(y.transpose(1, 2).reshape(batch, positions, d_model))
@@ -113,7 +116,8 @@ class _Block(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        """One pre-LN block."""
         x = x + self.dropout(self.attention(self.norm1(x), key_mask))
         return x + self.dropout(self.ff(self.norm2(x)))
 
@@ -269,7 +273,9 @@ class BertEncoder(nn.Module):
         else:
             hidden, attend = self._embed_codes(x)
         hidden = self.dropout(hidden + self.positions[: hidden.shape[1]])
-        key_mask = attend[:, None, None, :]
+        # Without padding in the batch no mask is needed, which lets SDPA use its fastest
+        # (flash) kernels; one device-to-host check per forward, not per block.
+        key_mask = None if bool(attend.all()) else attend[:, None, None, :]
         for block in self.blocks:
             hidden = block(hidden, key_mask)
         return self.norm(hidden), attend
