@@ -98,3 +98,10 @@ def test_every_schema_key_has_a_description():
 @pytest.mark.parametrize("path", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=str)
 def test_example_configs_are_valid(path):
     assert load_config(path, SCHEMA)["experiments"]
+
+
+def test_context_length_too_small_is_reported(demo):
+    bad = copy.deepcopy(demo)
+    bad["experiments"]["lncrna_cnn"]["encoding"]["context_length"] = 1
+    with pytest.raises(InputError, match=r"lncrna_cnn\.encoding\.context_length: 1 is less than"):
+        validate_config(bad, load_schema(SCHEMA))

@@ -148,6 +148,45 @@ def test_predict_cli_needs_only_model_and_fasta(demo_run, tmp_path):
     assert len(pd.read_csv(out)) == 30
 
 
+def test_classify_and_embed_cli(demo_run, tmp_path):
+    fasta = demo_run / "results" / "simulated" / "transcripts" / "unlabelled.fa"
+    model = demo_run / "results" / CSE / "folds" / "1" / "model"
+    out = tmp_path / "c.csv"
+    run = [sys.executable, "-m", "nucflow.cli"]
+    result = subprocess.run(
+        [*run, "classify", "--model", str(model), "--fasta", str(fasta), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(pd.read_csv(out).columns) == [
+        "id",
+        "prob_protein_coding",
+        "prob_lncrna",
+        "predicted_class",
+    ]
+    pretrained = demo_run / "results" / CSE / "pretrain" / "model"
+    result = subprocess.run(
+        [
+            *run,
+            "embed",
+            "--model",
+            str(pretrained),
+            "--fasta",
+            str(fasta),
+            "--out",
+            str(tmp_path / "e.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    embeddings = pd.read_csv(tmp_path / "e.csv")
+    assert embeddings.shape == (30, 1 + 32) and embeddings.columns[-1] == "L31"
+    values = embeddings.drop(columns="id").to_numpy()
+    assert (values.std(axis=0) > 0).all()  # sequences get different embeddings
+
+
 def test_one_fold_reruns_alone(demo_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(demo_run, workdir, symlinks=True)
@@ -210,4 +249,5 @@ def test_report_holds_metrics_and_histories(demo_run):
     with zipfile.ZipFile(demo_run / "report.zip") as archive:
         names = archive.namelist()
     assert any(name.endswith("metrics.csv") for name in names), names
-    assert sum(name.endswith("history.png") for name in names) == 3, names
+    # 3 CNN folds + 2 CSE-BERT folds + the pretraining history
+    assert sum(name.endswith("history.png") for name in names) == 6, names
