@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +155,33 @@ def test_simulate_cli(tmp_path):
     bad = _nucflow("simulate", "transcripts", "--out", str(tmp_path / "x"), "--param", "n=4")
     assert bad.returncode == 1 and "unknown setting 'n'" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_bpe_learned_then_used_and_required(tmp_path):
+    a = write_fasta(tmp_path / "a.fa", [(f"a{i}", "ACGTTGCA" * 10) for i in range(12)])
+    config = _config(tmp_path, {"a": str(a), "b": _good_b(tmp_path)})
+    text = yaml.safe_load(Path(config).read_text())
+    text["experiments"]["e"]["encoding"] = {"method": "bpe", "vocab_size": 20, "context_length": 16}
+    Path(config).write_text(yaml.safe_dump(text, sort_keys=False))
+    result = _encode(tmp_path, config)  # no learned vocabulary given
+    _assert_failed_cleanly(result, tmp_path, "BPE needs a learned vocabulary")
+    learned = tmp_path / "bpe.json"
+    result = _experiment_step("learn-bpe", config, "--out", str(learned))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    result = _experiment_step(
+        "encode",
+        config,
+        "--encoded",
+        str(out / "enc.npz"),
+        "--tokenizer",
+        str(out / "tok.json"),
+        "--learned",
+        str(learned),
+    )
+    assert result.returncode == 0, result.stderr
+    with np.load(out / "enc.npz") as arrays:
+        tokens = arrays["tokens"]
+    assert tokens.shape == (24, 16) and tokens.max() < 20
+    # the repeated 8-mer became one piece: 80 nt -> 10 pieces
+    assert (tokens[:12, 1:] >= 5).sum(axis=1).tolist() == [10] * 12

@@ -251,3 +251,17 @@ def test_report_holds_metrics_and_histories(demo_run):
     assert any(name.endswith("metrics.csv") for name in names), names
     # 3 CNN folds + 2 CSE-BERT folds + the pretraining history
     assert sum(name.endswith("history.png") for name in names) == 6, names
+
+
+def test_bpe_experiment_learns_its_vocabulary_unless_given(tmp_path):
+    config = _tiny_config()
+    del config["experiments"][CSE]
+    config["experiments"][EXP]["encoding"] = {"method": "bpe", "vocab_size": 64}
+    result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    assert "learn_bpe" in result.stdout
+    config["experiments"][EXP]["encoding"]["bpe_file"] = "my_bpe.json"
+    (tmp_path / "my_bpe.json").write_text("{}")
+    result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    assert "learn_bpe" not in result.stdout

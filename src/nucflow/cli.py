@@ -64,7 +64,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
         args.encoded,
         args.tokenizer,
         experiment["data"]["invalid_characters"],
-        args.learned,
+        args.learned or experiment["encoding"]["bpe_file"],
     )
 
 

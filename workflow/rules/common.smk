@@ -41,8 +41,10 @@ def class_fastas(wildcards):
 def encode_inputs(wildcards):
     """Class FASTAs, and the learned vocabulary for BPE experiments."""
     inputs = {"fastas": class_fastas(wildcards)}
-    if experiment(wildcards)["encoding"]["method"] == "bpe":
-        inputs["learned"] = f"{RESULTS}/{wildcards.exp}/data/bpe.json"
+    encoding = experiment(wildcards)["encoding"]
+    if encoding["method"] == "bpe":
+        learned = f"{RESULTS}/{wildcards.exp}/data/bpe.json"
+        inputs["learned"] = encoding["bpe_file"] or learned
     return inputs
 
 
