@@ -1,18 +1,18 @@
-"""Rule encode: read the class FASTAs and write token ids + tokenizer."""
+"""Rule encode: read the experiment's FASTA classes or table and write its encoded data."""
 
-from nucflow.data.sequence import prepare_sequences
+from nucflow.data.prepare import prepare_data
 from nucflow.runner import run_logged
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 raise SystemExit(
     run_logged(
         sm.log[0],
-        prepare_sequences,
-        classes=sm.params.data["classes"],
+        prepare_data,
+        data=sm.params.data,
         encoding=sm.params.encoding,
+        task=sm.params.task,
         encoded_path=sm.output.encoded,
         tokenizer_path=sm.output.tokenizer,
-        invalid=sm.params.data["invalid_characters"],
         learned=sm.input.get("learned"),
     )
 )

@@ -8,7 +8,7 @@ raise SystemExit(
     run_logged(
         sm.log[0],
         evaluate_fold,
-        model_dir=sm.input.model,
+        model_dirs=list(sm.input.models),
         encoded_path=sm.input.encoded,
         split_path=sm.input.split,
         metrics_path=sm.output.metrics,

@@ -21,5 +21,6 @@ raise SystemExit(
         seed=sm.params.seed,
         threads=sm.threads,
         pretrained=sm.input.get("pretrained"),
+        replicate=int(sm.wildcards.replicate),
     )
 )

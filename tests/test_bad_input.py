@@ -166,7 +166,7 @@ def test_bpe_learned_then_used_and_required(tmp_path):
     result = _encode(tmp_path, config)  # no learned vocabulary given
     _assert_failed_cleanly(result, tmp_path, "BPE needs a learned vocabulary")
     learned = tmp_path / "bpe.json"
-    result = _experiment_step("learn-bpe", config, "--out", str(learned))
+    result = _experiment_step("learn-vocabulary", config, "--out", str(learned))
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
     result = _experiment_step(

@@ -79,7 +79,7 @@ def test_cse_bert_pretrains_then_fine_tunes(demo_run):
     pretrain = pd.read_csv(demo_run / "results" / CSE / "pretrain" / "history.csv")
     assert len(pretrain) == 2 and pretrain["best"].sum() == 1
     assert {"val_accuracy", "train_loss", "learning_rate"} <= set(pretrain.columns)
-    log = (demo_run / "logs" / "fit" / CSE / "0.log").read_text()
+    log = (demo_run / "logs" / "fit" / CSE / "0_r0.log").read_text()
     assert f"fine-tuning from results/{CSE}/pretrain/model" in log
     metrics = pd.read_csv(demo_run / "results" / CSE / "metrics.csv").set_index("fold")
     assert metrics.loc["mean", "macro_f1"] > 0.65, metrics  # chance is 0.5
@@ -100,13 +100,15 @@ def test_fold_outputs(demo_run):
         "predicted_class",
     ]
     assert predictions[["prob_protein_coding", "prob_lncrna"]].sum(axis=1).round(5).eq(1).all()
-    history = pd.read_csv(fold / "history.csv")
+    replicate = fold / "r0"
+    history = pd.read_csv(replicate / "history.csv")
     assert history["best"].sum() == 1
     assert {"train_loss", "val_loss", "val_macro_f1"} <= set(history.columns)
-    model_files = sorted(p.name for p in (fold / "model").iterdir() if p.name[0] != ".")
+    model_files = sorted(p.name for p in (replicate / "model").iterdir() if p.name[0] != ".")
     assert model_files == ["config.json", "model.safetensors"]
-    assert (fold / "history.png").read_bytes()[:4] == b"\x89PNG"
-    assert (demo_run / "logs" / "fit" / EXP / "1.log").read_text().count("best epoch") == 1
+    assert (replicate / "history.png").read_bytes()[:4] == b"\x89PNG"
+    log = demo_run / "logs" / "fit" / EXP / "1_r0.log"
+    assert log.read_text().count("best epoch") == 1
 
 
 def test_ensemble_predictions_recover_truth(demo_run):
@@ -124,7 +126,7 @@ def test_ensemble_predictions_recover_truth(demo_run):
 
 
 def test_predict_cli_needs_only_model_and_fasta(demo_run, tmp_path):
-    model = demo_run / "results" / EXP / "folds" / "0" / "model"
+    model = demo_run / "results" / EXP / "folds" / "0" / "r0" / "model"
     fasta = demo_run / "results" / "simulated" / "transcripts" / "unlabelled.fa"
     out = tmp_path / "p.csv"
     result = subprocess.run(
@@ -150,7 +152,7 @@ def test_predict_cli_needs_only_model_and_fasta(demo_run, tmp_path):
 
 def test_classify_and_embed_cli(demo_run, tmp_path):
     fasta = demo_run / "results" / "simulated" / "transcripts" / "unlabelled.fa"
-    model = demo_run / "results" / CSE / "folds" / "1" / "model"
+    model = demo_run / "results" / CSE / "folds" / "1" / "r0" / "model"
     out = tmp_path / "c.csv"
     run = [sys.executable, "-m", "nucflow.cli"]
     result = subprocess.run(
@@ -191,13 +193,13 @@ def test_one_fold_reruns_alone(demo_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(demo_run, workdir, symlinks=True)
     folds = workdir / "results" / EXP / "folds"
-    untouched = (folds / "0" / "model" / "model.safetensors").stat().st_mtime_ns
+    untouched = (folds / "0" / "r0" / "model" / "model.safetensors").stat().st_mtime_ns
     shutil.rmtree(folds / "2")
     target = f"results/{EXP}/folds/2/metrics.json"
     result = _snakemake(workdir, _tiny_config(), target)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fit" in result.stderr and (folds / "2" / "metrics.json").is_file()
-    assert (folds / "0" / "model" / "model.safetensors").stat().st_mtime_ns == untouched
+    assert (folds / "0" / "r0" / "model" / "model.safetensors").stat().st_mtime_ns == untouched
     assert "jobid" not in result.stderr or result.stderr.count("rule fit:") == 1
 
 
@@ -259,9 +261,9 @@ def test_bpe_experiment_learns_its_vocabulary_unless_given(tmp_path):
     config["experiments"][EXP]["encoding"] = {"method": "bpe", "vocab_size": 64}
     result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0, result.stderr
-    assert "learn_bpe" in result.stdout
+    assert "learn_vocabulary" in result.stdout
     config["experiments"][EXP]["encoding"]["bpe_file"] = "my_bpe.json"
     (tmp_path / "my_bpe.json").write_text("{}")
     result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0, result.stderr
-    assert "learn_bpe" not in result.stdout
+    assert "learn_vocabulary" not in result.stdout

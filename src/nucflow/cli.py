@@ -54,30 +54,27 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    """Read and encode an experiment's class FASTAs."""
-    from nucflow.data.sequence import prepare_sequences
+    """Read and encode an experiment's FASTA classes or table."""
+    from nucflow.data.prepare import prepare_data
 
     _, experiment = _experiment(args.config, args.schema, args.experiment)
-    prepare_sequences(
-        experiment["data"]["classes"],
+    prepare_data(
+        experiment["data"],
         experiment["encoding"],
+        experiment["task"],
         args.encoded,
         args.tokenizer,
-        experiment["data"]["invalid_characters"],
         args.learned or experiment["encoding"]["bpe_file"],
     )
 
 
-def cmd_learn_bpe(args: argparse.Namespace) -> None:
-    """Learn an experiment's BPE vocabulary."""
-    from nucflow.data.sequence import learn_tokenizer
+def cmd_learn_vocabulary(args: argparse.Namespace) -> None:
+    """Learn an experiment's BPE or atomic vocabulary."""
+    from nucflow.data.prepare import learn_vocabulary
 
-    _, experiment = _experiment(args.config, args.schema, args.experiment)
-    learn_tokenizer(
-        experiment["data"]["classes"],
-        experiment["encoding"],
-        args.out,
-        experiment["data"]["invalid_characters"],
+    config, experiment = _experiment(args.config, args.schema, args.experiment)
+    learn_vocabulary(
+        experiment["data"], experiment["encoding"], experiment["task"], args.out, config["seed"]
     )
 
 
@@ -157,6 +154,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     evaluate_fold(args.model, args.encoded, args.split, args.metrics, args.predictions)
 
 
+def cmd_rank_deltas(args: argparse.Namespace) -> None:
+    """Per-sample rank deltas and a scatter plot of a regression fold's test predictions."""
+    from nucflow.predict import write_rank_deltas
+
+    write_rank_deltas(args.predictions, args.out, args.plot)
+
+
+def cmd_saluki_tracks(args: argparse.Namespace) -> None:
+    """Build Saluki's six-track input table from an annotation and a genome."""
+    from nucflow.data.saluki_tracks import build_saluki_table
+
+    build_saluki_table(
+        args.annotation,
+        args.genome,
+        args.out,
+        transcripts=args.transcript,
+        blocksize=args.blocksize,
+    )
+
+
 def cmd_aggregate(args: argparse.Namespace) -> None:
     """Collect per-fold metrics into one table."""
     from nucflow.predict import aggregate_metrics
@@ -166,10 +183,21 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """Predict a FASTA with one model or an ensemble."""
-    from nucflow.predict import predict_fasta
+    from nucflow.predict import predict_file, prediction_table_format
 
-    predict_fasta(
-        args.model, args.fasta, args.out, args.per_model, args.batch_size, args.invalid_characters
+    table_format = None
+    if args.config:
+        _, experiment = _experiment(args.config, args.schema, args.experiment)
+        table_format = prediction_table_format(experiment)
+    predict_file(
+        args.model,
+        args.input,
+        args.out,
+        args.per_model,
+        args.batch_size,
+        args.invalid_characters,
+        table_format,
+        args.metrics,
     )
 
 
@@ -226,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = step("encode", cmd_encode, "read and tokenise an experiment's FASTA files", True)
     sub.add_argument("--encoded", required=True, help="output .npz")
     sub.add_argument("--tokenizer", required=True, help="output tokenizer.json")
-    sub.add_argument("--learned", help="learned BPE tokenizer JSON (encoding.method: bpe)")
+    sub.add_argument("--learned", help="learned vocabulary JSON (encoding.method bpe or atomic)")
 
-    sub = step("learn-bpe", cmd_learn_bpe, "learn an experiment's BPE vocabulary", True)
+    sub = step("learn-vocabulary", cmd_learn_vocabulary, "learn a BPE or atomic vocabulary", True)
     sub.add_argument("--out", required=True, help="output tokenizer JSON")
 
     sub = step("pretrain-data", cmd_pretrain_data, "encode pretraining FASTAs + hold-out", True)
@@ -251,9 +279,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--threads", type=int, default=1)
     sub.add_argument("--pretrained", help="pretrained model directory to fine-tune from")
 
-    sub = step("evaluate", cmd_evaluate, "score a fold's model on its test part")
-    for name in ("model", "encoded", "split", "metrics", "predictions"):
+    sub = step("evaluate", cmd_evaluate, "score a fold's model(s) on its test part")
+    sub.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="model directory (repeat for a fold's replicates: their mean)",
+    )
+    for name in ("encoded", "split", "metrics", "predictions"):
         sub.add_argument(f"--{name}", required=True)
+
+    sub = step("rank-deltas", cmd_rank_deltas, "per-sample rank deltas of regression predictions")
+    for name in ("predictions", "out", "plot"):
+        sub.add_argument(f"--{name}", required=True)
+
+    sub = step(
+        "saluki-tracks",
+        cmd_saluki_tracks,
+        "Saluki input table (nucleotides + frame + 5' splice tracks) from GTF/GFF3 + genome",
+    )
+    sub.add_argument("--annotation", required=True, help="GTF or GFF3 (plain or gzip)")
+    sub.add_argument("--genome", required=True, help="genome FASTA or 2bit")
+    sub.add_argument("--out", required=True, help="output table (id, sequence)")
+    sub.add_argument("--transcript", action="append", help="only these transcript ids")
+    sub.add_argument(
+        "--blocksize",
+        type=int,
+        default=12288,
+        help="report transcripts longer than this (encode them with lefttailing)",
+    )
 
     sub = step("aggregate", cmd_aggregate, "metrics of all folds into one CSV (with mean, sd)")
     sub.add_argument("--metrics", nargs="+", required=True, help="per-fold metrics.json files")
@@ -270,9 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
             required=True,
             help="model directory (repeat for an ensemble: mean probability)",
         )
-        sub.add_argument("--fasta", required=True)
+        sub.add_argument("--input", "--fasta", required=True, help="FASTA file (or table)")
         sub.add_argument("--out", required=True, help="output CSV")
         sub.add_argument("--per-model", help="also write each model's predictions here")
+        sub.add_argument("--metrics", help="also write metrics.json (labelled tables)")
+        sub.add_argument("--config", help="config whose experiment's table format to read")
+        sub.add_argument("--experiment", help="experiment name (with --config)")
+        sub.add_argument("--schema", default=str(default_schema()), help="config JSON schema")
         sub.add_argument("--batch-size", type=int, default=128)
         sub.add_argument("--invalid-characters", choices=("error", "replace"), default="error")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -19,9 +19,17 @@ from nucflow.data.splits import load_split
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path, write_text_atomic
 from nucflow.io.fasta import InvalidPolicy, read_fasta
+from nucflow.io.table import TableFormat, read_table
 from nucflow.models.files import ModelConfig, load_model, to_device
+from nucflow.report.plots import plot_scatter
 from nucflow.tokenize import tokenizer_from_spec
-from nucflow.train.metrics import classification_metrics, per_class_report
+from nucflow.train.metrics import (
+    classification_metrics,
+    per_class_report,
+    rank_deltas,
+    regression_metrics,
+)
+from nucflow.train.scaling import LabelScaler
 
 log = logging.getLogger(__name__)
 
@@ -66,37 +74,123 @@ def probability_table(
     return frame
 
 
+def prediction_table(
+    ids: Sequence[str], predictions: np.ndarray, config: ModelConfig
+) -> pd.DataFrame:
+    """Class probabilities and predicted class, or a ``prediction`` column (regression)."""
+    if config.task == "regression":
+        return pd.DataFrame({"id": list(ids), "prediction": predictions})
+    return probability_table(ids, predictions, config.class_names)
+
+
+def model_predictions(
+    model: nn.Module, config: ModelConfig, inputs: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """Class probabilities (n, classes), or regression predictions (n,) in label units."""
+    if config.task == "regression":
+        outputs = batched_outputs(model, inputs, batch_size)[:, 0]
+        return LabelScaler(**(config.label_scaler or {})).inverse(outputs)
+    return class_probabilities(model, inputs, batch_size)
+
+
+def load_ensemble(
+    model_dirs: Sequence[str | os.PathLike[str]],
+) -> list[tuple[nn.Module, ModelConfig]]:
+    """Models of an ensemble; they must share their task, tokenizer and classes."""
+    if not model_dirs:
+        raise InputError("no model directories given (expected at least one)")
+    loaded = [load_model(path) for path in model_dirs]
+    reference = loaded[0][1]
+    for path, (_, config) in zip(model_dirs, loaded, strict=True):
+        if (config.task, config.tokenizer, config.class_names) != (
+            reference.task,
+            reference.tokenizer,
+            reference.class_names,
+        ):
+            raise InputError(
+                f"{path}: task, tokenizer or classes differ from {model_dirs[0]} (an ensemble "
+                "needs models trained on the same task, encoding and classes)"
+            )
+    return loaded
+
+
+def ensemble_predictions(
+    loaded: Sequence[tuple[nn.Module, ModelConfig]], inputs: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The ensemble's mean prediction and each model's."""
+    each = [model_predictions(model, config, inputs, batch_size) for model, config in loaded]
+    return np.mean(each, axis=0), each
+
+
+def task_metrics(config: ModelConfig, labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """Classification metrics (with a per-class report) or regression metrics in label units."""
+    if config.task == "regression":
+        return regression_metrics(labels, predictions)
+    return {
+        **classification_metrics(labels, predictions),
+        "per_class": per_class_report(labels, predictions, config.class_names),
+    }
+
+
 def evaluate_fold(
-    model_dir: str | os.PathLike[str],
+    model_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     encoded_path: str | os.PathLike[str],
     split_path: str | os.PathLike[str],
     metrics_path: str | os.PathLike[str],
     predictions_path: str | os.PathLike[str],
     batch_size: int = 128,
 ) -> dict[str, Any]:
-    """Score a fold's model on its test part: metrics.json and test_predictions.csv."""
-    model, config = load_model(model_dir)
+    """Score a fold's model (or the mean of its replicates) on the fold's test part.
+
+    Writes metrics.json and test_predictions.csv (id, label, then the class probabilities and
+    predicted class, or the prediction in label units).
+    """
+    if isinstance(model_dirs, str | os.PathLike):
+        model_dirs = [model_dirs]
+    loaded = load_ensemble(model_dirs)
+    config = loaded[0][1]
     split = load_split(split_path)
     test = load_encoded(encoded_path).select(split.test)
-    probabilities = class_probabilities(model, test.tokens, batch_size)
+    predictions, _ = ensemble_predictions(loaded, test.tokens, batch_size)
     metrics: dict[str, Any] = {
         "fold": split.fold,
         "n_test": len(test.ids),
-        **classification_metrics(test.labels, probabilities),
-        "per_class": per_class_report(test.labels, probabilities, config.class_names),
+        "models": len(loaded),
+        **task_metrics(config, test.labels, predictions),
     }
-    table = probability_table(test.ids.tolist(), probabilities, config.class_names)
-    table.insert(1, "label", np.asarray(config.class_names, dtype=object)[test.labels])
+    table = prediction_table(test.ids.tolist(), predictions, config)
+    labels = (
+        test.labels
+        if config.task == "regression"
+        else np.asarray(config.class_names, dtype=object)[test.labels]
+    )
+    table.insert(1, "label", labels)
     with atomic_path(predictions_path) as tmp:
         table.to_csv(tmp, index=False)
     write_text_atomic(metrics_path, json.dumps(metrics, indent=1) + "\n")
-    log.info(
-        "fold %s test: accuracy %.3f, macro-F1 %.3f",
-        split.fold,
-        metrics["accuracy"],
-        metrics["macro_f1"],
+    summary = ", ".join(
+        f"{key} {metrics[key]:.3f}"
+        for key in ("accuracy", "macro_f1", "pearson_r", "spearman_rho", "mse")
+        if key in metrics
     )
+    log.info("fold %s test: %s", split.fold, summary)
     return metrics
+
+
+def write_rank_deltas(
+    predictions_path: str | os.PathLike[str],
+    rank_deltas_path: str | os.PathLike[str],
+    plot_path: str | os.PathLike[str],
+) -> pd.DataFrame:
+    """rank_deltas.csv (per sample ranks of label and prediction) and a scatter plot."""
+    table = pd.read_csv(predictions_path)
+    deltas = rank_deltas(
+        table["id"].to_numpy(), table["label"].to_numpy(), table["prediction"].to_numpy()
+    )
+    with atomic_path(rank_deltas_path) as tmp:
+        deltas.to_csv(tmp, index=False)
+    plot_scatter(table["label"], table["prediction"], plot_path)
+    return deltas
 
 
 def aggregate_metrics(
@@ -122,53 +216,89 @@ def aggregate_metrics(
     return frame
 
 
-def _consistent_configs(model_dirs: Sequence[str | os.PathLike[str]]) -> list[ModelConfig]:
-    """Models of an ensemble must share their tokenizer and classes."""
-    loaded = [load_model(path) for path in model_dirs]
-    reference = loaded[0][1]
-    for path, (_, config) in zip(model_dirs, loaded, strict=True):
-        if config.tokenizer != reference.tokenizer or config.class_names != reference.class_names:
+def read_prediction_input(
+    path: str | os.PathLike[str],
+    config: ModelConfig,
+    source: str,
+    table_format: Mapping[str, Any] | None = None,
+    invalid: InvalidPolicy = "error",
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Ids, encoded inputs and (for a table with a label column) labels of a new file.
+
+    ``table_format`` (the experiment's table keys, its ``labelpos`` possibly null) reads a
+    table; otherwise the file is FASTA. Labels are class indices or floats.
+    """
+    tokenizer = tokenizer_from_spec(config.tokenizer, source=source)
+    if table_format is None:
+        records = read_fasta(path, invalid)
+        return records.ids, tokenizer.encode(records.sequences), None
+    kind = None
+    if table_format.get("labelpos") is not None:
+        kind = "float" if config.task == "regression" else "string"
+    table = read_table(path, TableFormat.from_config(table_format, str(path)), labels=kind)
+    if tokenizer.method == "atomic":
+        inputs = tokenizer.encode(table.tokens, table.specifiers)
+    else:
+        inputs = tokenizer.encode(["".join(atoms) for atoms in table.tokens])
+    labels = None
+    if table.labels is not None and config.task == "regression":
+        labels = np.asarray(table.labels, dtype=float)
+    elif table.labels is not None:
+        unknown = sorted(set(table.labels) - set(config.class_names))
+        if unknown:
             raise InputError(
-                f"{path}: tokenizer or classes differ from {model_dirs[0]} (an ensemble needs "
-                "models trained on the same encoding and classes)"
+                f"{path}: labels {unknown} are not classes of the model "
+                f"({', '.join(config.class_names)})"
             )
-    return loaded
+        labels = np.asarray([config.class_names.index(label) for label in table.labels])
+    return table.ids, inputs, labels
 
 
-def predict_fasta(
+def prediction_table_format(experiment: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How new files of a table experiment are read: its table keys with ``predict.labelpos``."""
+    if experiment["data"]["format"] != "table":
+        return None
+    return {**experiment["data"], "labelpos": experiment["predict"]["labelpos"]}
+
+
+def predict_file(
     model_dirs: Sequence[str | os.PathLike[str]],
-    fasta_path: str | os.PathLike[str],
+    input_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     per_model_path: str | os.PathLike[str] | None = None,
     batch_size: int = 128,
     invalid: InvalidPolicy = "error",
+    table_format: Mapping[str, Any] | None = None,
+    metrics_path: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """Predict every sequence of a FASTA file with the mean probability over ``model_dirs``.
+    """Predict every sequence of a FASTA file (or table) with the mean over ``model_dirs``.
 
-    Needs only the model directories (their config.json holds the tokenizer) and the FASTA.
-    Writes id, ``prob_<class>`` and ``predicted_class``; optionally the per-model rows too.
+    Needs only the model directories (their config.json holds the encoding, classes and label
+    scaler) and the file. Writes id and ``prob_<class>`` + ``predicted_class`` (classification)
+    or ``prediction`` in label units (regression); optionally each model's rows, and metrics
+    when the table has labels.
     """
-    if not model_dirs:
-        raise InputError("no model directories given (expected at least one)")
-    loaded = _consistent_configs(model_dirs)
+    loaded = load_ensemble(model_dirs)
     config = loaded[0][1]
-    records = read_fasta(fasta_path, invalid)
-    tokens = tokenizer_from_spec(config.tokenizer, source=f"{model_dirs[0]}/config.json").encode(
-        records.sequences
+    ids, inputs, labels = read_prediction_input(
+        input_path, config, f"{model_dirs[0]}/config.json", table_format, invalid
     )
-    per_model = [class_probabilities(model, tokens, batch_size) for model, _ in loaded]
-    ensemble = probability_table(records.ids, np.mean(per_model, axis=0), config.class_names)
+    mean, each = ensemble_predictions(loaded, inputs, batch_size)
+    ensemble = prediction_table(ids, mean, config)
     if per_model_path is not None:
         frames = []
-        for path, probabilities in zip(model_dirs, per_model, strict=True):
-            frame = probability_table(records.ids, probabilities, config.class_names)
+        for path, predictions in zip(model_dirs, each, strict=True):
+            frame = prediction_table(ids, predictions, config)
             frame.insert(1, "model", str(path))
             frames.append(frame)
         with atomic_path(per_model_path) as tmp:
             pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
+    if metrics_path is not None:
+        metrics = task_metrics(config, labels, mean) if labels is not None else {}
+        write_text_atomic(metrics_path, json.dumps({"n": len(ids), **metrics}, indent=1) + "\n")
     with atomic_path(out_path) as tmp:
         ensemble.to_csv(tmp, index=False)
-    log.info("predicted %d sequences of %s with %d model(s)", len(records), fasta_path, len(loaded))
+    log.info("predicted %d sequences of %s with %d model(s)", len(ids), input_path, len(loaded))
     return ensemble
 
 

@@ -1,8 +1,10 @@
 # Config validation (before the DAG is built), config lookups and input functions.
 from nucflow.config import load_schema, validate_config
 from nucflow.data import SIMULATED_DATASETS
+from nucflow.data.prepare import LEARNED_METHODS
 from nucflow.data.sequence import class_files
 from nucflow.data.splits import fold_names
+from nucflow.predict import prediction_table_format
 
 
 validate_config(
@@ -19,6 +21,7 @@ SIMULATED = f"{RESULTS}/simulated"
 wildcard_constraints:
     exp="|".join(EXPERIMENTS),
     fold=r"\d+",
+    replicate=r"\d+",
     name=r"[A-Za-z0-9_.-]+",
 
 
@@ -38,12 +41,18 @@ def class_fastas(wildcards):
     return [path for paths in files.values() for path in paths]
 
 
+def data_files(wildcards):
+    """The experiment's input files: its class FASTAs, or its table."""
+    data = experiment(wildcards)["data"]
+    return [data["path"]] if data["format"] == "table" else class_fastas(wildcards)
+
+
 def encode_inputs(wildcards):
-    """Class FASTAs, and the learned vocabulary for BPE experiments."""
-    inputs = {"fastas": class_fastas(wildcards)}
+    """Input files, and the learned vocabulary for BPE and atomic encodings."""
+    inputs = {"data": data_files(wildcards)}
     encoding = experiment(wildcards)["encoding"]
-    if encoding["method"] == "bpe":
-        learned = f"{RESULTS}/{wildcards.exp}/data/bpe.json"
+    if encoding["method"] in LEARNED_METHODS:
+        learned = f"{RESULTS}/{wildcards.exp}/data/vocabulary.json"
         inputs["learned"] = encoding["bpe_file"] or learned
     return inputs
 
@@ -72,13 +81,30 @@ def fold_metrics(wildcards):
     )
 
 
+def replicates(exp):
+    """Replicate names of an experiment (`0` … `R-1`)."""
+    return [str(r) for r in range(EXPERIMENTS[exp]["training"]["replicates"])]
+
+
+def replicate_models(wildcards):
+    """Model directories of one fold's replicates."""
+    return expand(
+        f"{RESULTS}/{wildcards.exp}/folds/{wildcards.fold}/r{{replicate}}/model",
+        replicate=replicates(wildcards.exp),
+    )
+
+
 def fold_models(wildcards):
-    """Model directories of every fold of an experiment."""
-    return expand(f"{RESULTS}/{wildcards.exp}/folds/{{fold}}/model", fold=folds(wildcards.exp))
+    """Model directories of every fold × replicate of an experiment."""
+    return expand(
+        f"{RESULTS}/{wildcards.exp}/folds/{{fold}}/r{{replicate}}/model",
+        fold=folds(wildcards.exp),
+        replicate=replicates(wildcards.exp),
+    )
 
 
-def predict_fasta(wildcards):
-    """The FASTA named `name` in an experiment's predict inputs."""
+def predict_input(wildcards):
+    """The file named `name` in an experiment's predict inputs."""
     return experiment(wildcards)["predict"]["inputs"][wildcards.name]
 
 
@@ -116,6 +142,8 @@ def all_targets():
     targets = [f for dataset in config["simulate"]["datasets"] for f in simulated_files(dataset)]
     for exp, settings in EXPERIMENTS.items():
         targets.append(f"{RESULTS}/{exp}/metrics.csv")
+        if settings["task"] == "regression":
+            targets += expand(f"{RESULTS}/{exp}/folds/{{fold}}/rank_deltas.csv", fold=folds(exp))
         targets += expand(
             f"{RESULTS}/{exp}/predict/{{name}}/predictions.csv",
             name=settings["predict"]["inputs"],

@@ -1,21 +1,23 @@
-# kind: sequence — [learn_bpe] → encode → [pretrain] → split → fit / evaluate per fold →
+# kind: sequence — [learn_vocabulary] → encode → [pretrain] → split → fit / evaluate per fold →
 # metrics.csv → ensemble predict.
 
 
-rule learn_bpe:
+rule learn_vocabulary:
     input:
-        class_fastas,
+        data_files,
     output:
-        f"{RESULTS}/{{exp}}/data/bpe.json",
+        f"{RESULTS}/{{exp}}/data/vocabulary.json",
     params:
         data=lambda wildcards: experiment(wildcards)["data"],
         encoding=lambda wildcards: experiment(wildcards)["encoding"],
+        task=lambda wildcards: experiment(wildcards)["task"],
+        seed=config["seed"],
     log:
-        "logs/learn_bpe/{exp}.log",
+        "logs/learn_vocabulary/{exp}.log",
     conda:
         "../../envs/data.yaml"
     script:
-        "../../scripts/learn_bpe.py"
+        "../../scripts/learn_vocabulary.py"
 
 
 rule encode:
@@ -27,6 +29,7 @@ rule encode:
     params:
         data=lambda wildcards: experiment(wildcards)["data"],
         encoding=lambda wildcards: experiment(wildcards)["encoding"],
+        task=lambda wildcards: experiment(wildcards)["task"],
     log:
         "logs/encode/{exp}.log",
     conda:
@@ -106,14 +109,14 @@ rule fit:
     input:
         unpack(fit_inputs),
     output:
-        model=directory(f"{RESULTS}/{{exp}}/folds/{{fold}}/model"),
-        history=f"{RESULTS}/{{exp}}/folds/{{fold}}/history.csv",
+        model=directory(f"{RESULTS}/{{exp}}/folds/{{fold}}/r{{replicate}}/model"),
+        history=f"{RESULTS}/{{exp}}/folds/{{fold}}/r{{replicate}}/history.csv",
         plot=report(
-            f"{RESULTS}/{{exp}}/folds/{{fold}}/history.png",
+            f"{RESULTS}/{{exp}}/folds/{{fold}}/r{{replicate}}/history.png",
             caption="../report/history.rst",
             category="{exp}",
             subcategory="training history",
-            labels={"fold": "{fold}"},
+            labels={"fold": "{fold}", "replicate": "{replicate}"},
         ),
     params:
         model=lambda wildcards: experiment(wildcards)["model"],
@@ -127,7 +130,7 @@ rule fit:
         mem_mb=job_resources("mem_mb"),
         runtime=job_resources("runtime"),
     log:
-        "logs/fit/{exp}/{fold}.log",
+        "logs/fit/{exp}/{fold}_r{replicate}.log",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -136,7 +139,7 @@ rule fit:
 
 rule evaluate:
     input:
-        model=rules.fit.output.model,
+        models=replicate_models,
         encoded=rules.encode.output.encoded,
         split=rules.split.output[0],
     output:
@@ -150,6 +153,26 @@ rule evaluate:
         "../../envs/torch.yaml"
     script:
         "../../scripts/evaluate.py"
+
+
+rule rank_deltas:
+    input:
+        rules.evaluate.output.predictions,
+    output:
+        deltas=f"{RESULTS}/{{exp}}/folds/{{fold}}/rank_deltas.csv",
+        plot=report(
+            f"{RESULTS}/{{exp}}/folds/{{fold}}/scatter.png",
+            caption="../report/scatter.rst",
+            category="{exp}",
+            subcategory="test predictions",
+            labels={"fold": "{fold}"},
+        ),
+    log:
+        "logs/rank_deltas/{exp}/{fold}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/rank_deltas.py"
 
 
 rule aggregate:
@@ -174,13 +197,15 @@ rule aggregate:
 rule predict:
     input:
         models=fold_models,
-        fasta=predict_fasta,
+        data=predict_input,
     output:
         ensemble=f"{RESULTS}/{{exp}}/predict/{{name}}/predictions.csv",
         per_fold=f"{RESULTS}/{{exp}}/predict/{{name}}/predictions_per_fold.csv",
+        metrics=f"{RESULTS}/{{exp}}/predict/{{name}}/metrics.json",
     params:
         batch_size=lambda wildcards: experiment(wildcards)["predict"]["batch_size"],
         invalid=lambda wildcards: experiment(wildcards)["data"]["invalid_characters"],
+        table_format=lambda wildcards: prediction_table_format(experiment(wildcards)),
     resources:
         gpu=job_resources("gpu"),
     log:

@@ -15,7 +15,6 @@ from nucflow.data.splits import holdout_split, save_split
 from nucflow.errors import InputError
 from nucflow.io.fasta import InvalidPolicy, read_fasta
 from nucflow.tokenize import Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
-from nucflow.tokenize.bpe import learn_bpe
 
 log = logging.getLogger(__name__)
 
@@ -89,25 +88,6 @@ def configured_tokenizer(
         context_length=int(encoding["context_length"]),
         keep=str(encoding["keep"]),
     )
-
-
-def learn_tokenizer(
-    classes: Mapping[str, str | Sequence[str]],
-    encoding: Mapping[str, Any],
-    out_path: str | os.PathLike[str],
-    invalid: InvalidPolicy = "error",
-) -> Tokenizer:
-    """Learn a BPE vocabulary of ``encoding["vocab_size"]`` on all sequences; save it as JSON."""
-    _, sequences, _, _ = read_labelled_fastas(classes, invalid)
-    tokenizer = learn_bpe(
-        sequences,
-        int(encoding["vocab_size"]),
-        int(encoding["context_length"]),
-        str(encoding["keep"]),
-    )
-    save_tokenizer(tokenizer, out_path)
-    log.info("learned a BPE vocabulary of %d on %d sequences", tokenizer.vocab_size, len(sequences))
-    return tokenizer
 
 
 def prepare_sequences(

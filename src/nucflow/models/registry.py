@@ -11,9 +11,15 @@ from torch import nn
 from nucflow.errors import InputError
 from nucflow.models.bert import BertClassifier, BertMaskedLM
 from nucflow.models.cnn import CNNClassifier
+from nucflow.models.saluki import SalukiModel
 
 ARCHITECTURES: Mapping[str, type[nn.Module]] = MappingProxyType(
-    {"cnn": CNNClassifier, "bert": BertClassifier, "bert_mlm": BertMaskedLM}
+    {
+        "cnn": CNNClassifier,
+        "bert": BertClassifier,
+        "bert_mlm": BertMaskedLM,
+        "saluki": SalukiModel,
+    }
 )
 
 

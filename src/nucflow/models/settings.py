@@ -57,7 +57,19 @@ def classifier_hyperparameters(
     tokenizer_spec: Mapping[str, Any],
     n_classes: int,
 ) -> tuple[str, dict[str, Any]]:
-    """Registry name and hyperparameters of the classifier the config describes."""
+    """Registry name and hyperparameters of the network the config describes.
+
+    ``n_classes`` is the number of outputs (1 for regression).
+    """
+    if model["name"] == "saluki":
+        if tokenizer_spec["method"] != "atomic":
+            raise InputError("model saluki needs encoding.method atomic")
+        return "saluki", {
+            "n_atoms": len(tokenizer_spec["atoms"]),
+            "n_specifiers": tokenizer_spec["n_specifiers"],
+            "n_outputs": n_classes,
+            **model["saluki"],
+        }
     head = {"n_classes": n_classes, "hidden_cls_layers": list(model["hidden_cls_layers"])}
     if model["name"] == "cnn":
         if tokenizer_spec["method"] == "cse":

@@ -37,3 +37,19 @@ def plot_history(history: pd.DataFrame, monitor: str, path: str | os.PathLike[st
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
+
+
+def plot_scatter(labels: pd.Series, predictions: pd.Series, path: str | os.PathLike[str]) -> None:
+    """Prediction against label (label units) with the identity line and Pearson r."""
+    figure = Figure(figsize=(4.5, 4.5))
+    axis = figure.subplots()
+    axis.scatter(labels, predictions, s=8, alpha=0.6)
+    low = float(min(labels.min(), predictions.min()))
+    high = float(max(labels.max(), predictions.max()))
+    axis.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
+    axis.set_xlabel("label")
+    axis.set_ylabel("prediction")
+    axis.set_title(f"Pearson r = {labels.corr(predictions):.3f} (n = {len(labels)})")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)

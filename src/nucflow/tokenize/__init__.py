@@ -1,10 +1,18 @@
-"""Encodings: nuc, k-mer and BPE tokenizers and CSE nucleotide codes, one protocol.
+"""Encodings: nuc, k-mer, BPE and atomic tokenizers and CSE nucleotide codes, one protocol.
 
-Special ids are shared by every encoding: MASK=0, CLS=1, SEP=2, PAD=3, UNK=4; content
-tokens start at 5. A tokenizer's JSON spec (``to_spec`` / ``save_tokenizer``) is all that is
-needed to rebuild it (``tokenizer_from_spec`` / ``load_tokenizer``).
+Special ids are shared by the nuc, k-mer and BPE encodings: MASK=0, CLS=1, SEP=2, PAD=3,
+UNK=4; content tokens start at 5 (the atomic encoding uses PAD=0, UNK=1, atoms from 2).
+A tokenizer's JSON spec (``to_spec`` / ``save_tokenizer``) is all that is needed to rebuild
+it (``tokenizer_from_spec`` / ``load_tokenizer``).
 """
 
+from nucflow.tokenize.atomic import (
+    ATOMIC_PAD_ID,
+    ATOMIC_UNK_ID,
+    AtomicTokenizer,
+    learn_atomic,
+    one_hot_atoms,
+)
 from nucflow.tokenize.base import (
     CLS_ID,
     FIRST_CONTENT_ID,
@@ -26,6 +34,8 @@ from nucflow.tokenize.cse import CSE_N_CODE, CSE_PAD_CODE, CseEncoding, one_hot_
 from nucflow.tokenize.kmer import KEEP_POLICIES, KmerTokenizer
 
 __all__ = [
+    "ATOMIC_PAD_ID",
+    "ATOMIC_UNK_ID",
     "CLS_ID",
     "CSE_N_CODE",
     "CSE_PAD_CODE",
@@ -37,13 +47,16 @@ __all__ = [
     "SPECIAL_TOKENS",
     "TOKENIZER_METHODS",
     "UNK_ID",
+    "AtomicTokenizer",
     "BpeTokenizer",
     "CseEncoding",
     "KmerTokenizer",
     "Tokenizer",
     "build_tokenizer",
+    "learn_atomic",
     "learn_bpe",
     "load_tokenizer",
+    "one_hot_atoms",
     "one_hot_codes",
     "save_tokenizer",
     "special_ids",

@@ -1,6 +1,7 @@
 """The tokenizer protocol, the special token ids, and JSON save/load of tokenizer specs.
 
-Every token encoding (nuc, k-mer, BPE, and later atomic) shares the special ids below;
+Every token encoding (nuc, k-mer, BPE) shares the special ids below (atomic has its own
+PAD 0 / UNK 1, see :mod:`nucflow.tokenize.atomic`);
 content tokens start at :data:`FIRST_CONTENT_ID`. A tokenizer is fully described by its
 JSON-serialisable spec (:meth:`Tokenizer.to_spec`), which is stored in ``tokenizer.json``
 and in every trained model's ``config.json`` so that predict time uses the same encoding.
@@ -37,8 +38,9 @@ FIRST_CONTENT_ID = 5
 SPECIAL_TOKENS: tuple[str, ...] = ("[MASK]", "[CLS]", "[SEP]", "[PAD]", "[UNK]")
 """Token strings of the special ids; ``SPECIAL_TOKENS[i]`` is the token with id ``i``."""
 
-TOKENIZER_METHODS: tuple[str, ...] = ("nuc", "kmer", "bpe", "cse")
-"""Encoding methods :func:`tokenizer_from_spec` knows (``bpe`` is built by ``learn_bpe``)."""
+TOKENIZER_METHODS: tuple[str, ...] = ("nuc", "kmer", "bpe", "cse", "atomic")
+"""Encoding methods :func:`tokenizer_from_spec` knows (``bpe`` is built by ``learn_bpe``,
+``atomic`` by ``learn_atomic``)."""
 
 
 def special_ids() -> dict[str, int]:
@@ -113,8 +115,9 @@ def build_tokenizer(
     (non-overlapping k-mers) or ``"cse"`` (nucleotide codes for CSE models, windows of
     ``kernel_size`` nt; ``k`` is taken when ``kernel_size`` is None). ``keep`` is
     ``"five_prime"`` or ``"three_prime"``: which end of a sequence longer than the context is
-    kept. ``"bpe"`` needs a learned vocabulary and raises :class:`InputError`: use
-    :func:`nucflow.tokenize.bpe.learn_bpe` or load a saved spec instead.
+    kept. ``"bpe"`` and ``"atomic"`` need a learned vocabulary and raise :class:`InputError`:
+    use :func:`nucflow.tokenize.bpe.learn_bpe` / :func:`nucflow.tokenize.atomic.learn_atomic`
+    or load a saved spec instead.
     """
     from nucflow.tokenize.kmer import KmerTokenizer
 
@@ -131,6 +134,11 @@ def build_tokenizer(
         raise InputError(
             "BPE needs a learned vocabulary: learn one with learn_bpe(sequences, vocab_size, "
             "context_length, keep) or load a saved BPE tokenizer spec"
+        )
+    if method == "atomic":
+        raise InputError(
+            "atomic needs a learned vocabulary: learn one with learn_atomic(tokens, "
+            "specifiers, blocksize=…) or load a saved atomic tokenizer spec"
         )
     raise InputError(
         f"unknown tokenizer method {method!r} (expected one of: {', '.join(TOKENIZER_METHODS)})"
@@ -159,6 +167,10 @@ def tokenizer_from_spec(spec: Mapping[str, Any], source: str = "tokenizer spec")
         from nucflow.tokenize.cse import CseEncoding
 
         return CseEncoding.from_spec(spec, source)  # type: ignore[return-value]
+    if method == "atomic":
+        from nucflow.tokenize.atomic import AtomicTokenizer
+
+        return AtomicTokenizer.from_spec(spec, source)  # type: ignore[return-value]
     if method is None:
         raise InputError(
             f"{source}: missing key 'method' (expected one of: {', '.join(TOKENIZER_METHODS)})"

@@ -22,25 +22,43 @@ from nucflow.models.files import ModelConfig, load_model, resolve_model_dir, sav
 from nucflow.models.settings import ENCODER_KEYS, classifier_hyperparameters
 from nucflow.report.plots import plot_history
 from nucflow.tokenize import load_tokenizer
-from nucflow.train.module import MAXIMISED, ClassifierModule, EpochHistory
+from nucflow.train.module import MAXIMISED, EpochHistory, SupervisedModule
+from nucflow.train.scaling import fit_scaler
 
 log = logging.getLogger(__name__)
 
 
+def model_inputs(array: np.ndarray) -> torch.Tensor:
+    """A batch of encoded inputs as the tensor type models take (int64 ids or float32 rows)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.float() if tensor.is_floating_point() else tensor.long()
+
+
+def model_tensors(data: EncodedSequences, labels: np.ndarray) -> list[torch.Tensor]:
+    """Inputs, labels and (when the data have them) per-sequence loss weights."""
+    tensors = [model_inputs(data.tokens), torch.from_numpy(labels)]
+    if data.weights is not None:
+        tensors.append(torch.from_numpy(data.weights.astype(np.float32)))
+    return tensors
+
+
 def sequence_loader(
     data: EncodedSequences,
+    labels: np.ndarray,
     batch_size: int,
     seed: int,
     *,
     shuffle: bool,
     n_samples: int | None = None,
 ) -> DataLoader:
-    """A DataLoader over (input ids, label) pairs.
+    """A DataLoader over (inputs, label[, weight]) triples.
 
-    ``n_samples`` draws that many sequences with replacement per epoch (lncRNA-Py's epochs of
-    ``n_samples_per_epoch`` draws); otherwise one pass, shuffled or in order. Seeded.
+    Integer inputs (token ids, codes) become int64, float inputs (atomic rows) float32;
+    ``labels`` are class indices or scaled regression values. ``n_samples`` draws that many
+    sequences with replacement per epoch (lncRNA-Py's epochs of ``n_samples_per_epoch``
+    draws); otherwise one pass, shuffled or in order. Seeded.
     """
-    dataset = TensorDataset(torch.from_numpy(data.tokens).long(), torch.from_numpy(data.labels))
+    dataset = TensorDataset(*model_tensors(data, labels))
     generator = torch.Generator().manual_seed(seed)
     if n_samples is not None:
         sampler = RandomSampler(
@@ -92,6 +110,7 @@ def fit_lightning(
     epochs: int,
     monitor: str,
     patience: int | None,
+    gradient_clip: float | None = None,
 ) -> EpochHistory:
     """Train ``module``; keep each epoch's metrics and the best epoch's weights (by ``monitor``).
 
@@ -113,6 +132,7 @@ def fit_lightning(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=True,
+        gradient_clip_val=gradient_clip,
         **trainer_settings(),
     )
     with warnings.catch_warnings():
@@ -203,10 +223,15 @@ def fit_fold(
     seed: int,
     threads: int = 1,
     pretrained: str | os.PathLike[str] | None = None,
+    replicate: int = 0,
 ) -> dict[str, Any]:
     """Train on a fold's train part, select the best epoch on its valid part, save the model.
 
-    ``pretrained`` (or ``training["pretrained_model"]``) starts from a pretrained encoder.
+    Classification trains on class indices; regression on labels scaled by
+    ``training["scaling"]`` fitted on this fold's training labels only (stored with the
+    model and inverted at prediction), with per-sequence weights when the data have them.
+    ``pretrained`` (or ``training["pretrained_model"]``) starts from a pretrained encoder;
+    ``replicate`` r trains with seed ``seed + fold + 1000·r``.
     Early stopping and model selection follow ``training["monitor"]``. Writes the model
     directory, ``history.csv`` and its plot; returns a summary (best epoch and its score).
     """
@@ -217,57 +242,74 @@ def fit_fold(
     train, valid = data.select(split.train), data.select(split.valid)
     if len(valid.ids) == 0:
         raise InputError(f"{split_path}: fold {split.fold} has an empty validation part")
-    n_classes = len(data.class_names)
+    regression = task == "regression"
+    n_outputs = 1 if regression else len(data.class_names)
     log.info(
-        "fold %s: %d train and %d valid sequences, %s",
+        "fold %s (replicate %d): %d train and %d valid sequences, %s",
         split.fold,
+        replicate,
         len(train.ids),
         len(valid.ids),
         "GPU (bf16)" if torch.cuda.is_available() else "CPU",
     )
-    fold_seed = seed + int(split.fold)
+    fold_seed = seed + int(split.fold) + 1000 * replicate
     L.seed_everything(fold_seed, verbose=False)
     name, hyperparameters, model = build_classifier(
         model_settings,
         encoding,
         training,
         tokenizer_spec,
-        n_classes,
+        n_outputs,
         pretrained or training["pretrained_model"],
     )
-    weights = class_weights(train.labels, n_classes) if training["weighted_loss"] else None
+    scaler = fit_scaler(
+        training["scaling"] if regression else "none", train.labels, str(split_path)
+    )
+    if regression:
+        train_labels = scaler.transform(train.labels).astype(np.float32)
+        valid_labels = scaler.transform(valid.labels).astype(np.float32)
+        weights = None
+    else:
+        train_labels, valid_labels = train.labels, valid.labels
+        weights = class_weights(train.labels, n_outputs) if training["weighted_loss"] else None
     reading_frame = (
         tokenizer_spec["kernel_size"]
         if tokenizer_spec["method"] == "cse" and training["random_reading_frame"]
         else None
     )
-    module = ClassifierModule(
+    module = SupervisedModule(
         model,
+        task,
         training["learning_rate"],
         training["weight_decay"],
         weights,
+        betas=tuple(training["betas"]),
         reading_frame=reading_frame,
         seed=fold_seed,
     )
-    monitor = training["monitor"]
+    monitor = training["monitor"] or ("val_pearson_r" if regression else "val_macro_f1")
+    batch_size = training["batch_size"]
     history = fit_lightning(
         module,
         sequence_loader(
             train,
-            training["batch_size"],
+            train_labels,
+            batch_size,
             fold_seed,
             shuffle=True,
             n_samples=training["n_samples_per_epoch"],
         ),
-        sequence_loader(valid, training["batch_size"], fold_seed, shuffle=False),
+        sequence_loader(valid, valid_labels, batch_size, fold_seed, shuffle=False),
         epochs=training["epochs"],
         monitor=monitor,
         patience=training["patience"],
+        gradient_clip=training["gradient_clip"],
     )
     model.load_state_dict(history.best_state)
     frame = write_history(history, history_path, plot_path)
     summary = {
         "fold": split.fold,
+        "replicate": replicate,
         "best_epoch": history.best_epoch,
         monitor: history.sign * history.best_score,
         "epochs": len(frame),
@@ -281,6 +323,7 @@ def fit_fold(
             tokenizer=tokenizer_spec,
             task=task,
             class_names=list(data.class_names),
+            label_scaler=scaler.to_dict() if regression else None,
             training={**summary, "seed": fold_seed, **training},
         ),
     )

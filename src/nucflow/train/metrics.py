@@ -1,10 +1,11 @@
-"""Classification metrics from class probabilities."""
+"""Classification and regression metrics."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 
 
@@ -54,3 +55,23 @@ def per_class_report(
         }
         for i, name in enumerate(class_names)
     }
+
+
+def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """MSE, Pearson r and Spearman ρ (NaN for fewer than two values or a constant side)."""
+    labels, predictions = pd.Series(labels, dtype=float), pd.Series(predictions, dtype=float)
+    return {
+        "mse": float(((labels - predictions) ** 2).mean()),
+        "pearson_r": float(labels.corr(predictions, method="pearson")),
+        "spearman_rho": float(labels.corr(predictions, method="spearman")),
+    }
+
+
+def rank_deltas(ids: np.ndarray, labels: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
+    """Per sample: id, label, prediction, label_rank, pred_rank (1-based, ties averaged) and
+    rank_delta = label_rank − pred_rank, sorted by label rank."""
+    frame = pd.DataFrame({"id": ids, "label": labels, "prediction": predictions})
+    frame["label_rank"] = frame["label"].rank(method="average")
+    frame["pred_rank"] = frame["prediction"].rank(method="average")
+    frame["rank_delta"] = frame["label_rank"] - frame["pred_rank"]
+    return frame.sort_values("label_rank", kind="stable").reset_index(drop=True)

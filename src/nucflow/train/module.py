@@ -1,4 +1,4 @@
-"""Lightning module for sequence classification and a callback that keeps the best epoch."""
+"""Lightning module for supervised training and a callback that keeps the best epoch."""
 
 from __future__ import annotations
 
@@ -11,77 +11,106 @@ import torch
 from torch import nn
 
 from nucflow.train.masking import random_reading_frame
-from nucflow.train.metrics import classification_metrics
+from nucflow.train.metrics import classification_metrics, regression_metrics
 
-MAXIMISED = frozenset({"val_accuracy", "val_macro_f1", "val_auroc"})
+MAXIMISED = frozenset(
+    {"val_accuracy", "val_macro_f1", "val_auroc", "val_pearson_r", "val_spearman_rho"}
+)
 
 
-class ClassifierModule(L.LightningModule):
-    """Cross-entropy training of a classifier network with AdamW; validation metrics per epoch.
+class SupervisedModule(L.LightningModule):
+    """Supervised training with AdamW: classification (cross-entropy) or regression (MSE).
 
-    With ``reading_frame`` (the CSE kernel size) every training row starts at a random offset
-    in [0, kernel_size − 1] (drawn from a generator seeded with ``seed``).
+    Batches are ``(inputs, labels)`` or ``(inputs, labels, weights)``; regression weights
+    multiply each sample's squared error (the loss is their mean). With ``reading_frame`` (the
+    CSE kernel size) every training row starts at a random offset in [0, kernel_size − 1]
+    (drawn from a generator seeded with ``seed``). Validation metrics are computed over the
+    whole validation part each epoch: accuracy, macro-F1, AUROC, or MSE, Pearson r, Spearman ρ
+    (on the scaled labels).
     """
 
     def __init__(
         self,
         model: nn.Module,
+        task: str,
         learning_rate: float,
         weight_decay: float,
         class_weights: torch.Tensor | None = None,
         *,
+        betas: tuple[float, float] = (0.9, 0.999),
         reading_frame: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
+        self.task = task
         self.reading_frame = reading_frame
         self.generator = torch.Generator().manual_seed(seed)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.loss = nn.CrossEntropyLoss(weight=class_weights)
+        self.betas = betas
+        self.cross_entropy = nn.CrossEntropyLoss(weight=class_weights)
         self._val_labels: list[torch.Tensor] = []
-        self._val_probabilities: list[torch.Tensor] = []
+        self._val_outputs: list[torch.Tensor] = []
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Class logits for a batch of token ids."""
-        return self.model(tokens)
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Network outputs (class logits, or one value per sequence for regression)."""
+        return self.model(inputs)
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    def loss(
+        self, outputs: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """Cross-entropy, or the (weighted) mean squared error."""
+        if self.task == "classification":
+            return self.cross_entropy(outputs, labels)
+        errors = (outputs.squeeze(1) - labels.float()) ** 2
+        return (errors * weights).mean() if weights is not None else errors.mean()
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         """One optimisation step's loss (CSE input: each row from a random reading frame)."""
-        tokens, labels = batch
+        inputs, labels, *weights = batch
         if self.reading_frame is not None:
-            tokens = random_reading_frame(tokens, self.reading_frame, self.generator)
-        loss = self.loss(self(tokens).float(), labels)
+            inputs = random_reading_frame(inputs, self.reading_frame, self.generator)
+        loss = self.loss(self(inputs).float(), labels, *weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """Validation loss; probabilities are kept for the epoch's metrics."""
-        tokens, labels = batch
-        logits = self(tokens).float()
-        self.log("val_loss", self.loss(logits, labels), on_epoch=True, batch_size=len(labels))
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """Validation loss; outputs are kept for the epoch's metrics."""
+        inputs, labels, *weights = batch
+        outputs = self(inputs).float()
+        self.log(
+            "val_loss", self.loss(outputs, labels, *weights), on_epoch=True, batch_size=len(labels)
+        )
         self._val_labels.append(labels.cpu())
-        self._val_probabilities.append(logits.softmax(dim=1).cpu())
+        if self.task == "classification":
+            outputs = outputs.softmax(dim=1)
+        self._val_outputs.append(outputs.cpu())
 
     def on_validation_epoch_end(self) -> None:
-        """Log accuracy, macro-F1 and AUROC over the whole validation part."""
+        """Log the epoch's metrics over the whole validation part."""
         if not self._val_labels:
             return
-        metrics = classification_metrics(
-            torch.cat(self._val_labels).numpy(), torch.cat(self._val_probabilities).numpy()
-        )
+        labels = torch.cat(self._val_labels).numpy()
+        outputs = torch.cat(self._val_outputs).numpy()
         self._val_labels.clear()
-        self._val_probabilities.clear()
-        for name in ("accuracy", "macro_f1", "auroc"):
+        self._val_outputs.clear()
+        if self.task == "classification":
+            metrics = classification_metrics(labels, outputs)
+            names = ("accuracy", "macro_f1", "auroc")
+        else:
+            metrics = regression_metrics(labels, outputs[:, 0])
+            names = ("mse", "pearson_r", "spearman_rho")
+        for name in names:
             self.log(f"val_{name}", metrics[name])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over all parameters."""
+        """AdamW over all trainable parameters."""
         return torch.optim.AdamW(
-            self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            (p for p in self.parameters() if p.requires_grad),
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
+            betas=self.betas,
         )
 
 
