@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.workflow
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 EXP = "lncrna_cnn"
 CSE = "lncrna_cse_bert"
+SALUKI = "saluki_regression"
 
 
 def _tiny_config(**splits) -> dict:
@@ -24,6 +26,7 @@ def _tiny_config(**splits) -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["simulate"] = {
         "datasets": [],
+        "regression": {"n_sequences": 600, "min_length": 150, "max_length": 400},
         "transcripts": {
             "n_per_class": 90,
             "n_unlabelled": 30,
@@ -43,6 +46,10 @@ def _tiny_config(**splits) -> dict:
     cse["pretrain"].update({"epochs": 2, "n_samples_per_epoch": 128})
     cse["training"].update({"epochs": 10, "patience": 5})
     cse["splits"] = {"mode": "kfold", "folds": 2, "valid_fraction": 0.2}
+    saluki = config["experiments"][SALUKI]
+    saluki["encoding"]["blocksize"] = 400
+    saluki["training"].update({"epochs": 15, "patience": None, "replicates": 2})
+    saluki["splits"] = {"mode": "kfold", "folds": 2, "valid_fraction": 0.15}
     return config
 
 
@@ -87,6 +94,29 @@ def test_cse_bert_pretrains_then_fine_tunes(demo_run):
         demo_run / "results" / CSE / "predict" / "unlabelled" / "predictions.csv"
     )
     assert len(predictions) == 30
+
+
+def test_saluki_regression_learns_the_planted_motifs(demo_run):
+    results = demo_run / "results" / SALUKI
+    metrics = pd.read_csv(results / "metrics.csv").set_index("fold")
+    assert list(metrics.columns[:5]) == ["n_test", "models", "mse", "pearson_r", "spearman_rho"]
+    assert (metrics.loc[["0", "1"], "models"] == 2).all()  # 2 replicates per fold
+    assert metrics.loc["mean", "pearson_r"] > 0.3, metrics  # label units; chance is 0
+    predictions = pd.read_csv(results / "folds" / "0" / "test_predictions.csv")
+    assert list(predictions.columns) == ["id", "label", "prediction"]
+    table = pd.read_csv(demo_run / "results" / "simulated" / "regression" / "table.tsv", sep="\t")
+    truth = table.set_index("id").loc[predictions["id"], "label"].to_numpy()
+    assert predictions["label"].to_numpy() == pytest.approx(truth)  # label units, not scaled
+    deltas = pd.read_csv(results / "folds" / "1" / "rank_deltas.csv")
+    assert sorted(deltas["label_rank"]) == sorted(deltas["pred_rank"].rank())
+    row = deltas.iloc[0]
+    assert row["rank_delta"] == row["label_rank"] - row["pred_rank"]
+    config = json.loads((results / "folds" / "0" / "r1" / "model" / "config.json").read_text())
+    assert config["label_scaler"]["method"] == "standard" and config["task"] == "regression"
+    ensemble = json.loads((results / "predict" / "table" / "metrics.json").read_text())
+    assert ensemble["n"] == 600 and ensemble["pearson_r"] > 0.3
+    per_model = pd.read_csv(results / "predict" / "table" / "predictions_per_fold.csv")
+    assert per_model["model"].nunique() == 4  # 2 folds × 2 replicates
 
 
 def test_fold_outputs(demo_run):
@@ -227,7 +257,7 @@ def test_invalid_config_stops_before_any_job(tmp_path):
 
 def test_dry_run_with_ten_folds(tmp_path):
     config = copy.deepcopy(_tiny_config(folds=10))
-    del config["experiments"][CSE]
+    del config["experiments"][CSE], config["experiments"][SALUKI]
     result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0, result.stderr
     counts = dict(
@@ -251,13 +281,14 @@ def test_report_holds_metrics_and_histories(demo_run):
     with zipfile.ZipFile(demo_run / "report.zip") as archive:
         names = archive.namelist()
     assert any(name.endswith("metrics.csv") for name in names), names
-    # 3 CNN folds + 2 CSE-BERT folds + the pretraining history
-    assert sum(name.endswith("history.png") for name in names) == 6, names
+    # 3 CNN folds + 2 CSE-BERT folds + the pretraining history + 2 × 2 Saluki replicates
+    assert sum(name.endswith("history.png") for name in names) == 10, names
+    assert sum(name.endswith("scatter.png") for name in names) == 2, names
 
 
 def test_bpe_experiment_learns_its_vocabulary_unless_given(tmp_path):
     config = _tiny_config()
-    del config["experiments"][CSE]
+    del config["experiments"][CSE], config["experiments"][SALUKI]
     config["experiments"][EXP]["encoding"] = {"method": "bpe", "vocab_size": 64}
     result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0, result.stderr

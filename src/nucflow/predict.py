@@ -20,7 +20,7 @@ from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path, write_text_atomic
 from nucflow.io.fasta import InvalidPolicy, read_fasta
 from nucflow.io.table import TableFormat, read_table
-from nucflow.models.files import ModelConfig, load_model, to_device
+from nucflow.models.files import ModelConfig, load_model, model_inputs, to_device
 from nucflow.report.plots import plot_scatter
 from nucflow.tokenize import tokenizer_from_spec
 from nucflow.train.metrics import (
@@ -51,7 +51,7 @@ def batched_outputs(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     outputs = []
     for start in range(0, len(tokens), batch_size):
-        batch = torch.from_numpy(tokens[start : start + batch_size]).long().to(device)
+        batch = model_inputs(tokens[start : start + batch_size]).to(device)
         with autocast:
             outputs.append(function(batch).float().cpu().numpy())
     return np.concatenate(outputs)

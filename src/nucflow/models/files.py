@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -75,6 +76,12 @@ def load_model(directory: str | os.PathLike[str]) -> tuple[nn.Module, ModelConfi
         ) from err
     model.eval()
     return model, config
+
+
+def model_inputs(array: np.ndarray) -> torch.Tensor:
+    """Encoded inputs as the tensor type models take: int64 ids/codes or float32 atomic rows."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.float() if tensor.is_floating_point() else tensor.long()
 
 
 def to_device(model: nn.Module) -> tuple[nn.Module, torch.device]:

@@ -18,7 +18,13 @@ from nucflow.data.splits import load_split
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path
 from nucflow.models import build_model
-from nucflow.models.files import ModelConfig, load_model, resolve_model_dir, save_model
+from nucflow.models.files import (
+    ModelConfig,
+    load_model,
+    model_inputs,
+    resolve_model_dir,
+    save_model,
+)
 from nucflow.models.settings import ENCODER_KEYS, classifier_hyperparameters
 from nucflow.report.plots import plot_history
 from nucflow.tokenize import load_tokenizer
@@ -26,12 +32,6 @@ from nucflow.train.module import MAXIMISED, EpochHistory, SupervisedModule
 from nucflow.train.scaling import fit_scaler
 
 log = logging.getLogger(__name__)
-
-
-def model_inputs(array: np.ndarray) -> torch.Tensor:
-    """A batch of encoded inputs as the tensor type models take (int64 ids or float32 rows)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor.float() if tensor.is_floating_point() else tensor.long()
 
 
 def model_tensors(data: EncodedSequences, labels: np.ndarray) -> list[torch.Tensor]:
