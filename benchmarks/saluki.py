@@ -11,7 +11,7 @@ The model is :class:`nucflow.models.saluki.SalukiModel` at the paper's size: 12,
 
 * ``saluki.train_samples_per_s``: CPU training with ``--batch-size`` rows per step: random
   shift (≤ 3 nt) → forward → MSE → backward → global-norm clip 0.5 → Adam step (the original
-  recipe's optimiser settings, :func:`nucflow.models.saluki.saluki_preset`), fp32;
+  recipe's optimiser settings, :data:`nucflow.train.presets.TRAINING_PRESETS`), fp32;
 * ``saluki.loader_over_step``: batches/s of the real loader path — ``torch`` ``TensorDataset``
   + ``DataLoader`` (shuffled, ``--batch-size`` rows, main process) over an in-memory float32
   array of ``--loader-rows`` encoded rows (n, 12288, 1) — divided by the CPU training steps/s
@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from nucflow.models.saluki import SalukiModel, random_shift, saluki_preset
+from nucflow.models.saluki import SalukiModel, random_shift
 from nucflow.tokenize.atomic import learn_atomic
+from nucflow.train.presets import TRAINING_PRESETS
 
 LENGTH = 12_288
 N_ATOMS = 6
@@ -85,10 +86,10 @@ def train_step_seconds(
 ) -> float:
     """Median seconds of one training step (shift, forward, MSE, backward, clip, Adam)."""
     torch.manual_seed(0)
-    preset = saluki_preset()
+    preset = TRAINING_PRESETS["saluki"]
     model = SalukiModel(n_atoms=N_ATOMS).to(device).train()
     optimiser = torch.optim.Adam(
-        model.parameters(), lr=preset["learning_rate"], betas=preset["betas"], eps=preset["eps"]
+        model.parameters(), lr=preset["learning_rate"], betas=tuple(preset["betas"])
     )
     generator = torch.Generator().manual_seed(1)
     x = encoded_rows(batch_size, generator).to(device)

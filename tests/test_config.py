@@ -25,7 +25,7 @@ def test_demo_config_is_valid_and_defaults_are_filled(demo):
     assert experiment["training"]["weight_decay"] == 0.01
     assert experiment["splits"]["valid_fraction"] == 0.1
     assert experiment["data"]["invalid_characters"] == "error"
-    assert config["simulate"]["regression"]["n_sequences"] == 400
+    assert config["simulate"]["regression"]["min_length"] == 150
 
 
 def test_minimal_experiment_gets_every_section():

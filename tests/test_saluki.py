@@ -11,9 +11,8 @@ from nucflow.models.files import ModelConfig, load_model, save_model
 from nucflow.models.saluki import (
     SalukiModel,
     random_shift,
-    rna_saluki_cnn_defaults,
-    saluki_preset,
 )
+from nucflow.train.presets import TRAINING_PRESETS, apply_training_presets
 
 N_ATOMS = 4
 N_SPECS = 2
@@ -192,13 +191,12 @@ def test_random_shift_covers_every_offset():
     assert set((shifted[:, :, 0] == 0).sum(dim=1).tolist()) == {0, 1, 2, 3}
 
 
-def test_presets():
-    original = saluki_preset()
-    assert original["learning_rate"] == 1e-4 and original["betas"] == (0.9, 0.998)
-    assert original["gradient_clip"] == 0.5 and original["batch_size"] == 64
-    assert original["weight_decay"] == 0.001 and original["random_shift"] == 3
-    port = rna_saluki_cnn_defaults()
+def test_training_presets_fill_only_unset_keys():
+    config = {"experiments": {"e": {"training": {"preset": "saluki", "batch_size": 8}}}}
+    training = apply_training_presets(config)["experiments"]["e"]["training"]
+    assert training["learning_rate"] == 1e-4 and training["betas"] == [0.9, 0.998]
+    assert training["gradient_clip"] == 0.5 and training["random_shift"] == 3
+    assert training["batch_size"] == 8  # explicit keys win
+    port = TRAINING_PRESETS["rna_saluki_cnn"]
     assert port["learning_rate"] == 1e-3 and port["gradient_clip"] == 0.4
     assert port["weight_decay"] == 0.001 and port["batch_size"] == 32
-    original["batch_size"] = 1
-    assert saluki_preset()["batch_size"] == 64  # a fresh dict each call

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from nucflow.errors import InputError
+from nucflow.train.presets import apply_training_presets
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -60,9 +61,13 @@ def validate_config(
 ) -> dict[str, Any]:
     """Validate ``config`` in place against ``schema``, filling defaults; return it.
 
+    Training presets (``training.preset``) are expanded first, so their values act as
+    defaults that explicit keys override.
+
     Raises :class:`InputError` listing every problem, each naming the key path
     (``experiments.<name>.<section>.<key>``).
     """
+    apply_training_presets(config)
     validator = _with_defaults(Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

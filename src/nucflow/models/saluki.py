@@ -34,8 +34,6 @@ prediction. Sequences shorter than the receptive field are read as padded to
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -207,51 +205,3 @@ def random_shift(
     keep = (source >= 0).view(*source.shape, *trailing)
     index = source.clamp(min=0).view(*source.shape, *trailing).expand_as(x)
     return torch.where(keep, x.gather(1, index), torch.zeros((), dtype=x.dtype, device=x.device))
-
-
-def saluki_preset() -> dict[str, Any]:
-    """Training settings of the original Saluki recipe (Agarwal & Kelley 2022).
-
-    ``weight_decay`` is the Keras L2 penalty 0.001·Σw² on the convolution kernels, added to
-    the loss (``weight_decay_mode: "l2"``; not AdamW's decoupled decay). The original stops
-    after ``patience`` epochs without a better validation Pearson r, after at least
-    ``min_epochs``, and keeps the best epoch.
-    """
-    return {
-        "optimizer": "adam",
-        "learning_rate": 1e-4,
-        "betas": (0.9, 0.998),
-        "eps": 1e-7,
-        "gradient_clip": 0.5,
-        "batch_size": 64,
-        "weight_decay": 0.001,
-        "weight_decay_mode": "l2",
-        "random_shift": 3,
-        "schedule": "constant",
-        "min_epochs": 100,
-        "epochs": 250,
-        "patience": 25,
-        "monitor": "val_pearson_r",
-    }
-
-
-def rna_saluki_cnn_defaults() -> dict[str, Any]:
-    """Training settings of the rna_saluki_cnn / biolm_utils port (HF Trainer defaults).
-
-    AdamW with decoupled weight decay 0.001, lr 1e-3 decayed linearly to 0 without warm-up,
-    global gradient-norm clip 0.4, batch 32, no shift augmentation, early stopping on the
-    validation loss.
-    """
-    return {
-        "optimizer": "adamw",
-        "learning_rate": 1e-3,
-        "betas": (0.9, 0.999),
-        "eps": 1e-8,
-        "gradient_clip": 0.4,
-        "batch_size": 32,
-        "weight_decay": 0.001,
-        "weight_decay_mode": "decoupled",
-        "random_shift": 0,
-        "schedule": "linear",
-        "monitor": "val_loss",
-    }

@@ -285,6 +285,7 @@ def fit_fold(
         weights,
         betas=tuple(training["betas"]),
         reading_frame=reading_frame,
+        random_shift=training["random_shift"],
         seed=fold_seed,
     )
     monitor = training["monitor"] or ("val_pearson_r" if regression else "val_macro_f1")

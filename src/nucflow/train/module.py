@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nucflow.models.saluki import random_shift as shift_rows
 from nucflow.train.masking import random_reading_frame
 from nucflow.train.metrics import classification_metrics, regression_metrics
 
@@ -23,8 +24,9 @@ class SupervisedModule(L.LightningModule):
 
     Batches are ``(inputs, labels)`` or ``(inputs, labels, weights)``; regression weights
     multiply each sample's squared error (the loss is their mean). With ``reading_frame`` (the
-    CSE kernel size) every training row starts at a random offset in [0, kernel_size − 1]
-    (drawn from a generator seeded with ``seed``). Validation metrics are computed over the
+    CSE kernel size) every training row starts at a random offset in [0, kernel_size − 1];
+    with ``random_shift`` each row moves 0 … random_shift positions towards its 3' end (both
+    drawn from a generator seeded with ``seed``). Validation metrics are computed over the
     whole validation part each epoch: accuracy, macro-F1, AUROC, or MSE, Pearson r, Spearman ρ
     (on the scaled labels).
     """
@@ -39,11 +41,13 @@ class SupervisedModule(L.LightningModule):
         *,
         betas: tuple[float, float] = (0.9, 0.999),
         reading_frame: int | None = None,
+        random_shift: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
         self.task = task
+        self.random_shift = random_shift
         self.reading_frame = reading_frame
         self.generator = torch.Generator().manual_seed(seed)
         self.learning_rate = learning_rate
@@ -71,6 +75,8 @@ class SupervisedModule(L.LightningModule):
         inputs, labels, *weights = batch
         if self.reading_frame is not None:
             inputs = random_reading_frame(inputs, self.reading_frame, self.generator)
+        if self.random_shift:
+            inputs = shift_rows(inputs, self.random_shift, self.generator)
         loss = self.loss(self(inputs).float(), labels, *weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
