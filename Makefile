@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -P benchmarks/tokenize.py
 	$(BIN)/python -P benchmarks/train_cnn.py
 	$(BIN)/python -P benchmarks/bert.py
+	$(BIN)/python -P benchmarks/saluki.py
 	$(BIN)/python -P benchmarks/demo.py
 
 config-docs: $(STAMP)
