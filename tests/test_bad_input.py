@@ -185,3 +185,36 @@ def test_bpe_learned_then_used_and_required(tmp_path):
     assert tokens.shape == (24, 16) and tokens.max() < 20
     # the repeated 8-mer became one piece: 80 nt -> 10 pieces
     assert (tokens[:12, 1:] >= 5).sum(axis=1).tolist() == [10] * 12
+
+
+def test_saluki_tracks_cli(tmp_path):
+    genome = write_fasta(tmp_path / "g.fa", [("chr1", "ACGTACGTAA" * 5)])
+    gtf = tmp_path / "a.gtf"
+    attributes = 'gene_id "g"; transcript_id "t1";'
+    gtf.write_text(
+        f"chr1\tsim\texon\t1\t10\t.\t+\t.\t{attributes}\n"
+        f"chr1\tsim\texon\t21\t30\t.\t+\t.\t{attributes}\n"
+        f"chr1\tsim\tCDS\t4\t9\t.\t+\t0\t{attributes}\n"
+    )
+    out = tmp_path / "tracks.tsv"
+    result = _nucflow(
+        "saluki-tracks", "--annotation", str(gtf), "--genome", str(genome), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    header, row = out.read_text().splitlines()
+    assert header == "id\tsequence"
+    tokens = row.split("\t")[1].split(",")
+    assert len(tokens) == 20 and tokens[3] == "T#1#0" and tokens[9].endswith("#1")
+    missing = tmp_path / "b.gtf"
+    missing.write_text(f"chr9\tsim\texon\t1\t10\t.\t+\t.\t{attributes}\n")
+    result = _nucflow(
+        "saluki-tracks",
+        "--annotation",
+        str(missing),
+        "--genome",
+        str(genome),
+        "--out",
+        str(tmp_path / "none.tsv"),
+    )
+    _assert_failed_cleanly(result, tmp_path / "nothing", "chr9")
+    assert not (tmp_path / "none.tsv").exists()

@@ -141,3 +141,79 @@ def test_quality_weights_and_unknown_quality(tmp_path):
     path.write_text("a\tACGT\t1.5\tSTRONG\nb\tACGA\t2.0\tPOOR\n")
     weights = quality_weights(read_table(path, fmt, labels="float"), weight_map)
     assert weights.tolist() == [1.0, 0.25]
+
+
+def _table(path, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    lines = ["id\tsequence\tlabel\tfold\tquality"]
+    for i in range(n):
+        atoms = rng.choice(list("ACGT"), 40)
+        label = 1.0 + (atoms == "G").mean() * 10 + rng.normal(0, 0.1)
+        lines.append(f"q{i}\t{','.join(atoms)}\t{label:.4f}\t{i % 4}\t{['STRONG', 'WEAK'][i % 2]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_regression_fold_scales_on_training_labels_only(tmp_path):
+    from conftest import experiment_defaults
+
+    from nucflow.data.encoded import load_encoded
+    from nucflow.data.prepare import learn_vocabulary, prepare_data
+    from nucflow.data.splits import load_split, write_fold_split
+    from nucflow.models.files import load_model
+    from nucflow.train.fit import fit_fold
+
+    experiment = experiment_defaults(
+        task="regression",
+        data={
+            "format": "table",
+            "path": str(_table(tmp_path / "t.tsv", 48)),
+            "tokensep": ",",
+            "idpos": 1,
+            "seqpos": 2,
+            "labelpos": 3,
+            "splitpos": 4,
+            "weightpos": 5,
+            "stripheader": True,
+        },
+        encoding={"method": "atomic", "blocksize": 64},
+        model={"name": "saluki", "saluki": {"channels": 4, "n_layers": 1}},
+        training={"scaling": "standard", "epochs": 2, "batch_size": 8, "n_samples_per_epoch": None},
+        splits={"mode": "predefined", "devsplits": [1], "testsplits": [2]},
+    )
+    data, encoding = experiment["data"], experiment["encoding"]
+    learn_vocabulary(data, encoding, "regression", tmp_path / "vocab.json")
+    prepare_data(
+        data,
+        encoding,
+        "regression",
+        tmp_path / "enc.npz",
+        tmp_path / "tok.json",
+        tmp_path / "vocab.json",
+    )
+    encoded = load_encoded(tmp_path / "enc.npz")
+    assert encoded.weights.tolist()[:2] == [1.0, 0.5] and encoded.split_values[:4].tolist() == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    write_fold_split(tmp_path / "enc.npz", experiment["splits"], 0, "0", tmp_path / "s.json")
+    fit_fold(
+        tmp_path / "enc.npz",
+        tmp_path / "tok.json",
+        tmp_path / "s.json",
+        tmp_path / "m",
+        tmp_path / "h.csv",
+        tmp_path / "h.png",
+        model_settings=experiment["model"],
+        encoding=encoding,
+        training=experiment["training"],
+        task="regression",
+        seed=0,
+    )
+    _, config = load_model(tmp_path / "m")
+    train = encoded.select(load_split(tmp_path / "s.json").train)
+    assert config.label_scaler["shift"] == pytest.approx(train.labels.mean())
+    assert config.label_scaler["scale"] == pytest.approx(train.labels.std())
+    assert config.label_scaler["shift"] != pytest.approx(encoded.labels.mean())

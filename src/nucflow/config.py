@@ -97,7 +97,7 @@ def sequence_experiment(schema_path: str | os.PathLike[str], **sections: Any) ->
     experiment: dict[str, Any] = {
         "kind": "sequence",
         "data": {"classes": {"a": "a.fa", "b": "b.fa"}},
-        **{name: dict(values) for name, values in sections.items()},
+        **{name: dict(v) if isinstance(v, Mapping) else v for name, v in sections.items()},
     }
     config = validate_config({"experiments": {"e": experiment}}, load_schema(schema_path))
     return config["experiments"]["e"]

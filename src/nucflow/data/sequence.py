@@ -78,8 +78,8 @@ def encode_sequences(
 def configured_tokenizer(
     encoding: Mapping[str, Any], learned: str | os.PathLike[str] | None = None
 ) -> Tokenizer:
-    """The tokenizer of an ``encoding`` config section (BPE: the ``learned`` tokenizer file)."""
-    if encoding["method"] == "bpe" and learned is not None:
+    """The tokenizer of an ``encoding`` config section (BPE, atomic: the ``learned`` file)."""
+    if learned is not None:
         return load_tokenizer(learned)
     return build_tokenizer(
         str(encoding["method"]),
