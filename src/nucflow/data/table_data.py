@@ -13,7 +13,7 @@ from nucflow.data.encoded import EncodedSequences, save_encoded
 from nucflow.data.sequence import configured_tokenizer, read_labelled_fastas
 from nucflow.errors import InputError
 from nucflow.io.table import TableFormat, TableRecords, read_table
-from nucflow.tokenize import Tokenizer, load_tokenizer, save_tokenizer
+from nucflow.tokenize import Tokenizer, save_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def prepare_table(
     learned: str | os.PathLike[str] | None = None,
 ) -> EncodedSequences:
     """Encode a table experiment's data (``learned``: its atomic or BPE vocabulary)."""
-    tokenizer = load_tokenizer(learned) if learned is not None else configured_tokenizer(encoding)
+    tokenizer = configured_tokenizer(encoding, learned)
     encoded = encode_table(data, task, tokenizer)
     save_tokenizer(tokenizer, tokenizer_path)
     save_encoded(encoded, encoded_path)
