@@ -2,7 +2,11 @@
 # Run from the repository root: `snakemake --cores 2` (see README.md).
 
 
-configfile: "config/config.yaml"
+# The demo config, unless --configfile names the user's own (which then replaces it, rather
+# than being merged into the demo's experiments).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

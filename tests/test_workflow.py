@@ -298,3 +298,25 @@ def test_bpe_experiment_learns_its_vocabulary_unless_given(tmp_path):
     result = _snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0, result.stderr
     assert "learn_vocabulary" not in result.stdout
+
+
+def test_own_configfile_replaces_the_demo_config(tmp_path):
+    config = _tiny_config(folds=4)
+    own = {"experiments": {"mine": config["experiments"][EXP]}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(own, sort_keys=False))
+    result = _snakemake(
+        tmp_path,
+        config,
+        "--configfile",
+        str(tmp_path / "mine.yaml"),
+        "--dry-run",
+        "--quiet",
+        "rules",
+    )
+    assert result.returncode == 0, result.stderr
+    counts = dict(
+        line.split()[:2]
+        for line in result.stdout.splitlines()
+        if line.split()[:1] and line.split()[0] in ("fit", "pretrain", "encode")
+    )
+    assert counts == {"encode": "1", "fit": "4"}  # the demo's three experiments are not run
