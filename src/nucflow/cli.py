@@ -144,6 +144,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         seed=config["seed"],
         threads=args.threads,
         pretrained=args.pretrained,
+        replicate=args.replicate,
     )
 
 
@@ -278,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(f"--{name}", required=True)
     sub.add_argument("--threads", type=int, default=1)
     sub.add_argument("--pretrained", help="pretrained model directory to fine-tune from")
+    sub.add_argument("--replicate", type=int, default=0, help="replicate number (seed offset)")
 
     sub = step("evaluate", cmd_evaluate, "score a fold's model(s) on its test part")
     sub.add_argument(
