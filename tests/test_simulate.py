@@ -396,3 +396,19 @@ def test_simulate_dataset_dispatches_and_rejects_unknown_settings(tmp_path):
         simulate_dataset("signals", tmp_path / "x", 5, {"bogus": 1})
     with pytest.raises(InputError, match="unknown simulated dataset 'proteins'"):
         simulate_dataset("proteins", tmp_path / "y", 5)
+
+
+def test_simulated_file_names_match_what_the_generators_write(tmp_path):
+    from nucflow.data.simulate import simulate_dataset, simulated_file_names
+
+    settings = {
+        "transcripts": {"n_per_class": 3, "n_unlabelled": 2},
+        "regression": {"n_sequences": 10},
+        "signals": {"n_per_class": 2},
+        "genome": {"cell_lines": ["A", "B"]},
+    }
+    for name, values in settings.items():
+        written = simulate_dataset(name, tmp_path / name, 1, values)
+        assert sorted(p.name for p in written.values()) == sorted(
+            simulated_file_names(name, values)
+        )

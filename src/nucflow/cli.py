@@ -80,14 +80,11 @@ def cmd_learn_vocabulary(args: argparse.Namespace) -> None:
 
 def cmd_pretrain_data(args: argparse.Namespace) -> None:
     """Encode the pretraining FASTAs and hold out a validation part."""
-    from nucflow.data.sequence import class_files, prepare_pretraining_data
+    from nucflow.data.sequence import prepare_pretraining_data, pretraining_fastas
 
     config, experiment = _experiment(args.config, args.schema, args.experiment)
-    fastas = experiment["pretrain"]["fasta"] or [
-        path for paths in class_files(experiment["data"]["classes"]).values() for path in paths
-    ]
     prepare_pretraining_data(
-        fastas,
+        pretraining_fastas(experiment),
         args.tokenizer,
         args.encoded,
         args.split,
@@ -184,7 +181,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """Predict a FASTA with one model or an ensemble."""
-    from nucflow.predict import predict_file, prediction_table_format
+    from nucflow.data.table_data import prediction_table_format
+    from nucflow.predict import predict_file
 
     table_format = None
     if args.config:

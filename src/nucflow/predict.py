@@ -16,10 +16,10 @@ from torch import nn
 
 from nucflow.data.encoded import load_encoded
 from nucflow.data.splits import load_split
+from nucflow.data.table_data import encode_records, read_experiment_table
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path, write_text_atomic
 from nucflow.io.fasta import InvalidPolicy, read_fasta
-from nucflow.io.table import TableFormat, read_table
 from nucflow.models.files import ModelConfig, load_model, model_inputs, to_device
 from nucflow.report.plots import plot_scatter
 from nucflow.tokenize import tokenizer_from_spec
@@ -232,14 +232,8 @@ def read_prediction_input(
     if table_format is None:
         records = read_fasta(path, invalid)
         return records.ids, tokenizer.encode(records.sequences), None
-    kind = None
-    if table_format.get("labelpos") is not None:
-        kind = "float" if config.task == "regression" else "string"
-    table = read_table(path, TableFormat.from_config(table_format, str(path)), labels=kind)
-    if tokenizer.method == "atomic":
-        inputs = tokenizer.encode(table.tokens, table.specifiers)
-    else:
-        inputs = tokenizer.encode(["".join(atoms) for atoms in table.tokens])
+    table = read_experiment_table({**table_format, "path": path}, config.task)
+    inputs = encode_records(tokenizer, table)
     labels = None
     if table.labels is not None and config.task == "regression":
         labels = np.asarray(table.labels, dtype=float)
@@ -252,13 +246,6 @@ def read_prediction_input(
             )
         labels = np.asarray([config.class_names.index(label) for label in table.labels])
     return table.ids, inputs, labels
-
-
-def prediction_table_format(experiment: Mapping[str, Any]) -> dict[str, Any] | None:
-    """How new files of a table experiment are read: its table keys with ``predict.labelpos``."""
-    if experiment["data"]["format"] != "table":
-        return None
-    return {**experiment["data"], "labelpos": experiment["predict"]["labelpos"]}
 
 
 def predict_file(

@@ -2,9 +2,10 @@
 from nucflow.config import load_schema, validate_config
 from nucflow.data import SIMULATED_DATASETS
 from nucflow.data.prepare import LEARNED_METHODS
-from nucflow.data.sequence import class_files
+from nucflow.data.simulate import simulated_file_names
+from nucflow.data.sequence import class_files, pretraining_fastas
 from nucflow.data.splits import fold_names
-from nucflow.predict import prediction_table_format
+from nucflow.data.table_data import prediction_table_format
 
 
 validate_config(
@@ -59,7 +60,7 @@ def encode_inputs(wildcards):
 
 def pretrain_fastas(wildcards):
     """FASTA files to pretrain on: `pretrain.fasta`, or else the experiment's own sequences."""
-    return experiment(wildcards)["pretrain"]["fasta"] or class_fastas(wildcards)
+    return pretraining_fastas(experiment(wildcards))
 
 
 def fit_inputs(wildcards):
@@ -115,26 +116,8 @@ def job_resources(key):
 
 def simulated_files(dataset):
     """Files the simulate rule of `dataset` writes."""
-    genome = config["simulate"]["genome"]
-    names = {
-        "transcripts": ["protein_coding.fa", "lncrna.fa", "unlabelled.fa", "unlabelled_truth.tsv"],
-        "regression": ["table.tsv", "motifs.tsv"],
-        "signals": ["cap_0.csv", "cap_1.csv", "cap_2.csv", "cap_2-1.csv"],
-        "genome": [
-            "genome.2bit",
-            "chrom.sizes",
-            "blacklist.bed",
-            "motif_sites.bed",
-            "meta.tsv",
-        ]
-        + expand(
-            "{cell}_{assay}.{ext}",
-            cell=genome["cell_lines"],
-            assay=["atac", "chip"],
-            ext=["bw", "narrowPeak"],
-        ),
-    }
-    return [f"{SIMULATED}/{dataset}/{name}" for name in names[dataset]]
+    names = simulated_file_names(dataset, config["simulate"][dataset])
+    return [f"{SIMULATED}/{dataset}/{name}" for name in names]
 
 
 def all_targets():

@@ -31,6 +31,13 @@ def class_files(
     }
 
 
+def pretraining_fastas(experiment: Mapping[str, Any]) -> list[str]:
+    """FASTA files to pretrain on: ``pretrain.fasta``, or else the experiment's class FASTAs."""
+    if experiment["pretrain"]["fasta"]:
+        return list(experiment["pretrain"]["fasta"])
+    return [path for paths in class_files(experiment["data"]["classes"]).values() for path in paths]
+
+
 def read_labelled_fastas(
     classes: Mapping[str, str | Sequence[str]], invalid: InvalidPolicy = "error"
 ) -> tuple[list[str], list[str], np.ndarray, list[str]]:

@@ -45,11 +45,38 @@ __all__ = [
     "SIM_TF",
     "codon_usage",
     "simulate_dataset",
+    "simulated_file_names",
     "simulate_genome",
     "simulate_regression_table",
     "simulate_signals",
     "simulate_transcripts",
 ]
+
+
+def simulated_file_names(name: str, settings: Mapping[str, Any] | None = None) -> list[str]:
+    """Names of the files the generator of dataset ``name`` writes (for workflow outputs)."""
+    if name == "transcripts":
+        return ["protein_coding.fa", "lncrna.fa", "unlabelled.fa", "unlabelled_truth.tsv"]
+    if name == "regression":
+        return ["table.tsv", "motifs.tsv"]
+    if name == "signals":
+        return [f"{cap_class}.csv" for cap_class in CAP_CLASSES]
+    if name == "genome":
+        cells = (settings or {}).get("cell_lines") or inspect.signature(simulate_genome).parameters[
+            "cell_lines"
+        ].default
+        per_cell = [
+            f"{cell}_{assay}.{ext}"
+            for cell in cells
+            for assay in ("atac", "chip")
+            for ext in ("bw", "narrowPeak")
+        ]
+        return ["genome.2bit", "chrom.sizes", "blacklist.bed", "motif_sites.bed", "meta.tsv"] + (
+            per_cell
+        )
+    raise InputError(
+        f"unknown simulated dataset '{name}' (expected one of: {', '.join(SIMULATED_DATASETS)})"
+    )
 
 
 def simulate_dataset(

@@ -39,6 +39,13 @@ def experiment_atoms(
     return [list(sequence) for sequence in sequences], None
 
 
+def prediction_table_format(experiment: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How new files of a table experiment are read: its table keys with ``predict.labelpos``."""
+    if experiment["data"]["format"] != "table":
+        return None
+    return {**experiment["data"], "labelpos": experiment["predict"]["labelpos"]}
+
+
 def quality_weights(records: TableRecords, weight_map: Mapping[str, float]) -> np.ndarray | None:
     """Per-sequence loss weights from the quality column (None without one)."""
     if records.weights is None:
@@ -53,13 +60,17 @@ def quality_weights(records: TableRecords, weight_map: Mapping[str, float]) -> n
     return np.asarray([weight_map[quality] for quality in records.weights], dtype=np.float32)
 
 
+def encode_records(tokenizer: Tokenizer, records: TableRecords) -> np.ndarray:
+    """Encode a table's sequences: atoms + specifiers (atomic), else the joined nucleotides."""
+    if tokenizer.method == "atomic":
+        return tokenizer.encode(records.tokens, records.specifiers)
+    return tokenizer.encode(["".join(atoms) for atoms in records.tokens])
+
+
 def encode_table(data: Mapping[str, Any], task: str, tokenizer: Tokenizer) -> EncodedSequences:
     """Encode the experiment's table with labels, split values and quality weights."""
     records = read_experiment_table(data, task)
-    if tokenizer.method == "atomic":
-        tokens = tokenizer.encode(records.tokens, records.specifiers)
-    else:
-        tokens = tokenizer.encode(["".join(atoms) for atoms in records.tokens])
+    tokens = encode_records(tokenizer, records)
     class_names: list[str] = []
     if records.labels is None:
         labels = np.full(len(records.ids), np.nan)
