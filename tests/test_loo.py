@@ -1,4 +1,4 @@
-"""Leave-one-out interpretation (reference implementation): rows, offsets, signs, edits."""
+"""Leave-one-out interpretation: rows, offsets, signs, edits (against direct predictions)."""
 
 from __future__ import annotations
 
@@ -210,7 +210,8 @@ def test_atomic_remove_mask_replace():
         ({"mode": "replace", "replacement": ["A"]}, "must be a mapping"),
         ({"mode": "replace", "replacement": {"A": "C"}}, "lists of strings"),
         ({"mode": "replace", "replacement": {"A": ["AC"]}}, "length k = 1"),
-        ({"mode": "replace", "replacement": {"A": ["N"]}}, "length k = 1"),
+        ({"mode": "replace", "replacement": {"A": ["X"]}}, "length k = 1"),
+        ({"mode": "replace", "replacement": {"AC": ["A"]}}, "'AC' is not a nucleotide string"),
         ({"mode": "mask", "target_class": 7}, "target_class"),
     ],
 )
@@ -228,10 +229,7 @@ def test_bad_atomic_and_unsupported_inputs():
         )
     with pytest.raises(InputError, match="2 labels for 1 sequences"):
         loo_scores(model, config, tokenizer, ["a"], ATOM_SEQS[:1], labels=[1, 2], mode="mask")
-    left = learn_atomic(ATOM_SEQS, blocksize=24, lefttailing=True)
-    with pytest.raises(InputError, match="not supported yet"):
-        loo_scores(model, config, left, ["a"], ATOM_SEQS[:1], mode="mask")
-    three = build_tokenizer("nuc", k=1, context_length=16, keep="three_prime")
-    cnn, cnn_config, _ = _cnn(1, context_length=16)
-    with pytest.raises(InputError, match="three_prime is not supported yet"):
-        loo_scores(cnn, cnn_config, three, ["a"], [SEQS[0]], mode="mask")
+    with pytest.raises(InputError, match="replacementdict atom 'Q' is not in the model's"):
+        loo_scores(
+            model, config, tokenizer, ["a"], ATOM_SEQS[:1], mode="replace", replacement={"Q": ["A"]}
+        )

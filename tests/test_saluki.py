@@ -103,20 +103,22 @@ def test_last_real_token_reaches_the_gru(length):
     changed = x.clone()
     changed[0, length - 1, 0] = 2.0 if x[0, length - 1, 0] != 2.0 else 3.0
     changed[0, length - 1, 1:] = 5.0
-    before, row_steps = model.tower_features(x)
+    before, lengths = model.tower_features(x)
     after, _ = model.tower_features(changed)
-    assert int(row_steps) == steps
-    assert not torch.allclose(before[0, steps - 1], after[0, steps - 1])
-    torch.testing.assert_close(before[0, : steps - 1], after[0, : steps - 1])
+    assert int(lengths) == length and int(model.gru_steps(lengths)) == steps
+    assert before.shape[2] == steps  # the row is read in exactly its steps' window
+    assert not torch.allclose(before[0, :, steps - 1], after[0, :, steps - 1])
+    torch.testing.assert_close(before[0, :, : steps - 1], after[0, :, : steps - 1])
 
 
 def test_gru_reads_each_row_backwards_from_its_last_real_step():
     model = _model()
     x = _rows([1_000, 400, 700], 1_000, seed=7)
-    hidden, steps = model.tower_features(x)
+    hidden, lengths = model.tower_features(x)
+    steps = model.gru_steps(lengths)
     assert steps.tolist() == [12, 3, 7]
     for row, n in enumerate(steps.tolist()):
-        _, last = model.gru(hidden[row : row + 1, :n].flip(1))
+        _, last = model.gru(hidden[row : row + 1, :, :n].transpose(1, 2).flip(1))
         torch.testing.assert_close(
             model.dense(last[-1]), model.embed(x)[row : row + 1], rtol=0, atol=1e-6
         )

@@ -39,6 +39,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from nucflow.errors import InputError
+from nucflow.models.local import LocalLayer, run_local_layers
 from nucflow.tokenize.atomic import ATOMIC_PAD_ID, one_hot_atoms
 
 LAYER_NORM_EPS = 0.007
@@ -146,30 +147,59 @@ class SalukiModel(nn.Module):
         base, stride = self.exact_length(0), POOL**self.n_layers
         return torch.div(lengths - base + stride - 1, stride, rounding_mode="floor").clamp(min=1)
 
-    def real_lengths(self, x: torch.Tensor) -> torch.Tensor:
-        """Per row, the position after the last non-PAD token (0 for an all-PAD row)."""
-        positions = torch.arange(1, x.shape[1] + 1, device=x.device)
-        return torch.where(x[..., 0] != ATOMIC_PAD_ID, positions, 0).amax(dim=1)
-
-    def tower_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The GRU's input (batch, steps, channels) in 5' → 3' order, and each row's steps."""
+    def _check_input(self, x: torch.Tensor) -> None:
+        """InputError unless ``x`` is (batch, length, 1 + n_specifiers)."""
         if x.dim() != 3 or x.shape[2] != 1 + self.n_specifiers:
             raise InputError(
                 f"saluki model: expected input (batch, length, {1 + self.n_specifiers}) "
                 f"= atom id + {self.n_specifiers} specifier channel(s), got {tuple(x.shape)}"
             )
-        steps = self.gru_steps(self.real_lengths(x))
-        width = self.exact_length(int(steps.max()))
-        if x.shape[1] < width:  # PAD the batch up to the window its longest row is read in
-            x = nn.functional.pad(x, (0, 0, 0, width - x.shape[1]))
-        hidden = self.entry(one_hot_atoms(x, self.n_atoms).transpose(1, 2))
-        for block in self.tower:
-            hidden = block(hidden)
-        return self.pre_gru(hidden).transpose(1, 2), steps
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Shared trunk features (batch, channels): the input of the output layer."""
-        hidden, steps = self.tower_features(x)
+    def input_width(self, lengths: torch.Tensor) -> int:
+        """Positions a batch with these real ``lengths`` is read in (PAD-padded or cropped)."""
+        return self.exact_length(int(self.gru_steps(lengths).max()))
+
+    def fit_width(self, x: torch.Tensor, width: int) -> torch.Tensor:
+        """``x`` PAD-padded or cropped on the right to ``width`` positions."""
+        if x.shape[1] >= width:
+            return x[:, :width]
+        return nn.functional.pad(x, (0, 0, 0, width - x.shape[1]))
+
+    def row_lengths(self, x: torch.Tensor) -> torch.Tensor:
+        """Per row, the position after the last non-PAD token (0 for an all-PAD row)."""
+        self._check_input(x)
+        positions = torch.arange(1, x.shape[1] + 1, device=x.device)
+        return torch.where(x[..., 0] != ATOMIC_PAD_ID, positions, 0).amax(dim=1)
+
+    def position_encoding(self, x: torch.Tensor) -> torch.Tensor:
+        """One-hot atoms and specifiers per position: (batch, n_atoms + n_specifiers, length)."""
+        return one_hot_atoms(x, self.n_atoms).transpose(1, 2)
+
+    def local_layers(self) -> list[LocalLayer]:
+        """Entry convolution, tower blocks (convolution part, then pooling), pre-GRU norm."""
+        k = self.kernel_size
+        layers = [LocalLayer(self.entry, kernel=k)]
+        for block in self.tower:
+            layers.append(LocalLayer(block[:4], kernel=k))
+            layers.append(LocalLayer(block[4], kernel=POOL, stride=POOL))
+        layers.append(LocalLayer(self.pre_gru))
+        return layers
+
+    def tower_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The GRU's input (batch, channels, steps) in 5' → 3' order, and each row's length."""
+        lengths = self.row_lengths(x)
+        x = self.fit_width(x, self.input_width(lengths))
+        hidden = run_local_layers(self.local_layers(), self.position_encoding(x), lengths)[-1]
+        return hidden, lengths
+
+    def nonlocal_outputs(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Outputs from the tower's (batch, channels, steps) and the rows' real lengths."""
+        return self.head(self._gru_dense(hidden, lengths))
+
+    def _gru_dense(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """GRU (3' → 5' over each row's own steps) and the dense layers: (batch, channels)."""
+        steps = self.gru_steps(lengths)
+        hidden = hidden.transpose(1, 2)
         # Reverse each row's valid part, so that the GRU starts at its last real step (3')
         # and ends at the first (5'); packing stops it at each row's own end.
         offsets = torch.arange(hidden.shape[1], device=hidden.device)
@@ -178,6 +208,10 @@ class SalukiModel(nn.Module):
         packed = pack_padded_sequence(reverse, steps.cpu(), batch_first=True, enforce_sorted=False)
         _, last = self.gru(packed)
         return self.dense(last[-1])
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Shared trunk features (batch, channels): the input of the output layer."""
+        return self._gru_dense(*self.tower_features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs (batch, n_outputs): regression values or class logits."""

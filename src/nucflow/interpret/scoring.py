@@ -1,0 +1,103 @@
+"""Predictions of one sequence's edited rows by a model ensemble, reference or fast.
+
+``reference``: every edited row is run through the whole model in batches. ``fast``: models
+built from position-local layers (cnn, saluki) use :class:`IncrementalForward`; others
+(attention models) run batched like the reference but skip rows identical to the original
+(their prediction is the original's) and use bf16 autocast on a GPU. Predictions are in label
+units (regression, after inverse scaling) or class probabilities, averaged over the ensemble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nucflow.interpret.incremental import IncrementalForward, supports_incremental
+from nucflow.models.files import ModelConfig, model_inputs
+from nucflow.train.scaling import LabelScaler
+
+LOO_METHODS: tuple[str, ...] = ("fast", "reference")
+"""How edited rows are predicted."""
+
+
+class _Member:
+    """One model of the ensemble, on ``device``, with its output conversion."""
+
+    def __init__(self, model: nn.Module, config: ModelConfig, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        self.regression = config.task == "regression"
+        self.scaler = LabelScaler(**(config.label_scaler or {})) if self.regression else None
+        self.incremental = supports_incremental(model)
+        self.engine: IncrementalForward | None = None
+
+    def convert(self, raw: torch.Tensor) -> np.ndarray:
+        """Raw outputs → label units (n,) or class probabilities (n, classes)."""
+        raw = raw.float().cpu()
+        if self.regression:
+            return self.scaler.inverse(raw[:, 0].numpy())
+        return raw.softmax(dim=1).numpy()
+
+
+class EnsembleScorer:
+    """Predictions of an original row and its edited rows (see the module docstring)."""
+
+    def __init__(
+        self,
+        models: Sequence[tuple[nn.Module, ModelConfig]],
+        method: str = "fast",
+        device: torch.device | None = None,
+    ) -> None:
+        if method not in LOO_METHODS:
+            raise ValueError(f"unknown LOO method {method!r} (expected {LOO_METHODS})")
+        self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.members = [_Member(model, config, self.device) for model, config in models]
+        self.method = method
+        self.original: torch.Tensor | None = None
+
+    def _autocast(self, enabled: bool) -> torch.autocast:
+        on_gpu = enabled and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on_gpu)
+
+    @torch.inference_mode()
+    def start(self, original: np.ndarray) -> np.ndarray:
+        """Prediction of one sequence's encoded row; later :meth:`score` calls edit it."""
+        self.original = model_inputs(original[None]).to(self.device)
+        for member in self.members:
+            member.engine = None
+        outputs = [member.convert(member.model(self.original)) for member in self.members]
+        return self._mean(outputs)[0]
+
+    @torch.inference_mode()
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        """Predictions of edited rows (n, …) of the row given to :meth:`start`."""
+        assert self.original is not None, "start() first"
+        edited = model_inputs(rows).to(self.device)
+        return self._mean([self._member_outputs(member, edited) for member in self.members])
+
+    def _member_outputs(self, member: _Member, edited: torch.Tensor) -> np.ndarray:
+        if self.method == "reference":
+            return member.convert(member.model(edited))
+        if member.incremental:
+            return member.convert(self._incremental(member, edited))
+        unchanged = (edited == self.original).reshape(len(edited), -1).all(dim=1)
+        out = member.model(self.original).float().expand(len(edited), -1).clone()
+        if not bool(unchanged.all()):
+            with self._autocast(True):
+                out[~unchanged] = member.model(edited[~unchanged]).float()
+        return member.convert(out)
+
+    def _incremental(self, member: _Member, edited: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of ``edited`` through the member's incremental engine."""
+        model = member.model
+        lengths = model.row_lengths(torch.cat([self.original, edited]))
+        width = model.input_width(lengths)
+        if member.engine is None or member.engine.width < width:
+            member.engine = IncrementalForward(model, model.fit_width(self.original, width))
+        return member.engine(model.fit_width(edited, member.engine.width))
+
+    @staticmethod
+    def _mean(predictions: list[np.ndarray]) -> np.ndarray:
+        return predictions[0] if len(predictions) == 1 else np.mean(predictions, axis=0)
