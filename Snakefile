@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/sequence.smk"
+include: "workflow/rules/interpret.smk"
 
 
 rule all:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nucflow.errors import InputError
-from nucflow.interpret import loo_scores
+from nucflow.interpret.loo import loo_scores
 from nucflow.models import build_model
 from nucflow.models.files import ModelConfig
 from nucflow.predict import model_predictions

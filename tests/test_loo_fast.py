@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from nucflow.interpret import loo_scores
 from nucflow.interpret.incremental import IncrementalForward
+from nucflow.interpret.loo import loo_scores
 from nucflow.models import build_model
 from nucflow.models.files import ModelConfig
 from nucflow.tokenize import PAD_ID, CseEncoding, build_tokenizer, learn_atomic, learn_bpe

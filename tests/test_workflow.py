@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
+from sklearn.metrics import roc_auc_score
 
 pytestmark = pytest.mark.workflow
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -117,6 +119,40 @@ def test_saluki_regression_learns_the_planted_motifs(demo_run):
     assert ensemble["n"] == 600 and ensemble["pearson_r"] > 0.3
     per_model = pd.read_csv(results / "predict" / "table" / "predictions_per_fold.csv")
     assert per_model["model"].nunique() == 4  # 2 folds × 2 replicates
+
+
+def _motif_auroc(loo: pd.DataFrame, motifs: pd.DataFrame) -> float:
+    """AUROC of per-position max |loo| against the simulator's planted-motif positions."""
+    scores, truth = [], []
+    for name, rows in loo.groupby("sequence"):
+        score = np.zeros(int(rows["end_offset"].max()))
+        offsets = zip(rows["start_offset"], rows["end_offset"], rows["loo"].abs(), strict=True)
+        for start, end, value in offsets:
+            score[start:end] = np.maximum(score[start:end], value)
+        planted = np.zeros(score.size, dtype=bool)
+        for start, end in motifs.loc[motifs["id"] == name, ["start", "end"]].to_numpy():
+            planted[start:end] = True
+        scores.append(score)
+        truth.append(planted)
+    return roc_auc_score(np.concatenate(truth), np.concatenate(scores))
+
+
+def test_loo_recovers_the_planted_motifs(demo_run):
+    interpret = demo_run / "results" / SALUKI / "interpret"
+    chosen = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["experiments"][SALUKI][
+        "interpret"
+    ]["sequences"]
+    motifs = pd.read_csv(demo_run / "results" / "simulated" / "regression" / "motifs.tsv", sep="\t")
+    for mode in ("mask", "replace"):
+        loo = pd.read_csv(interpret / f"loo_{mode}.csv")
+        assert loo["sequence"].unique().tolist() == chosen  # both shards, in order
+        assert _motif_auroc(loo, motifs) >= 0.9
+        plots = sorted(p.name for p in (interpret / "plots" / mode).iterdir())
+        assert plots == sorted(f"{name}.png" for name in chosen)
+        arrays = np.load(interpret / f"loo_{mode}.npz")
+        np.testing.assert_allclose(arrays["values"], loo["loo"], rtol=1e-6)
+    replaced = pd.read_csv(interpret / "loo_replace.csv")
+    assert len(replaced) == 3 * len(pd.read_csv(interpret / "loo_mask.csv"))
 
 
 def test_fold_outputs(demo_run):

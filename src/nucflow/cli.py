@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,49 @@ def cmd_predict(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_interpret(args: argparse.Namespace) -> None:
+    """Leave-one-out scores of a file's sequences (one shard of them)."""
+    from nucflow.data.table_data import interpretation_input
+    from nucflow.interpret.run import interpret_file
+
+    table_format = None
+    if args.config:
+        _, experiment = _experiment(args.config, args.schema, args.experiment)
+        with_input = {**experiment, "interpret": {**experiment["interpret"], "input": args.input}}
+        if experiment["data"]["format"] == "table" and args.input == experiment["data"]["path"]:
+            with_input["interpret"]["input"] = None  # its own table: labels from data.labelpos
+        table_format = interpretation_input(with_input)[1]
+    replacement = None
+    if args.replacementdict:
+        try:
+            replacement = json.loads(args.replacementdict)
+        except json.JSONDecodeError as err:
+            raise InputError(f"--replacementdict is not valid JSON ({err})") from None
+    interpret_file(
+        args.model,
+        args.input,
+        args.out,
+        mode=args.mode,
+        table_format=table_format,
+        sequences=args.sequences.split(",") if args.sequences else "all",
+        shard=args.shard,
+        n_shards=args.shards,
+        replacementdict=replacement,
+        replacespecifier=args.replacespecifier,
+        target_class=args.target_class,
+        batch_size=args.batch_size,
+        method=args.method,
+        invalid=args.invalid_characters,
+    )
+
+
+def cmd_interpret_gather(args: argparse.Namespace) -> None:
+    """One LOO table, its arrays file and plots from shard tables."""
+    from nucflow.interpret.tables import gather_loo
+
+    gather_loo(args.shards, args.out, args.npz, args.mode, args.plots, args.n_plots, args.window)
+
+
 def cmd_embed(args: argparse.Namespace) -> None:
     """Per-sequence embeddings of a FASTA file."""
     from nucflow.predict import embed_fasta
@@ -333,6 +377,37 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--schema", default=str(default_schema()), help="config JSON schema")
         sub.add_argument("--batch-size", type=int, default=128)
         sub.add_argument("--invalid-characters", choices=("error", "replace"), default="error")
+
+    sub = step("interpret", cmd_interpret, "leave-one-out scores of every unit of sequences")
+    sub.add_argument(
+        "--model", action="append", required=True, help="model directory (repeat: ensemble)"
+    )
+    sub.add_argument("--input", required=True, help="FASTA file (or table, with --config)")
+    sub.add_argument("--out", required=True, help="output CSV")
+    sub.add_argument("--mode", choices=("remove", "mask", "replace"), default="mask")
+    sub.add_argument("--sequences", help="comma-separated ids to score (default: all)")
+    sub.add_argument("--replacementdict", help='JSON mapping, e.g. \'{"A": ["C", "G"]}\'')
+    sub.add_argument("--replacespecifier", action="store_true")
+    sub.add_argument("--target-class", help="class whose probability is scored")
+    sub.add_argument("--method", choices=("fast", "reference"), default="fast")
+    sub.add_argument("--batch-size", type=int, default=256)
+    sub.add_argument("--shard", type=int, default=0, help="this job's shard (0-based)")
+    sub.add_argument("--shards", type=int, default=1, help="number of shards")
+    sub.add_argument("--config", help="config whose experiment's table format to read")
+    sub.add_argument("--experiment", help="experiment name (with --config)")
+    sub.add_argument("--schema", default=str(default_schema()), help="config JSON schema")
+    sub.add_argument("--invalid-characters", choices=("error", "replace"), default="error")
+
+    sub = step(
+        "interpret-gather", cmd_interpret_gather, "gather LOO shard tables (+ arrays, plots)"
+    )
+    sub.add_argument("--shards", nargs="+", required=True, help="shard CSVs, in order")
+    sub.add_argument("--mode", choices=("remove", "mask", "replace"), required=True)
+    sub.add_argument("--out", required=True, help="output CSV")
+    sub.add_argument("--npz", required=True, help="output arrays file (.npz)")
+    sub.add_argument("--plots", help="directory for per-sequence PNGs")
+    sub.add_argument("--n-plots", type=int, default=10, help="sequences to plot")
+    sub.add_argument("--window", type=int, default=40, help="zoomed window width")
 
     sub = step("embed", cmd_embed, "per-sequence mean embeddings of a FASTA (CSV: id, L0…)")
     sub.add_argument("--model", required=True, help="model directory")

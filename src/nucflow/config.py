@@ -107,6 +107,8 @@ def _type_of(schema: Mapping[str, Any]) -> str:
     """Short human-readable type of a schema node."""
     if "enum" in schema:
         return " \\| ".join(f"`{value}`" for value in schema["enum"])
+    if "const" in schema:
+        return f"`{schema['const']}`"
     if "oneOf" in schema:
         return " or ".join(_type_of(option) for option in schema["oneOf"])
     kind = schema.get("type", "object" if "properties" in schema else "any")

@@ -1,11 +1,14 @@
 # Config validation (before the DAG is built), config lookups and input functions.
+from types import SimpleNamespace
+
 from nucflow.config import load_schema, validate_config
 from nucflow.data import SIMULATED_DATASETS
 from nucflow.data.prepare import LEARNED_METHODS
 from nucflow.data.simulate import simulated_file_names
 from nucflow.data.sequence import class_files, pretraining_fastas
 from nucflow.data.splits import fold_names
-from nucflow.data.table_data import prediction_table_format
+from nucflow.errors import InputError
+from nucflow.data.table_data import interpretation_input, prediction_table_format
 
 
 validate_config(
@@ -24,6 +27,8 @@ wildcard_constraints:
     fold=r"\d+",
     replicate=r"\d+",
     name=r"[A-Za-z0-9_.-]+",
+    mode="remove|mask|replace",
+    shard=r"\d+",
 
 
 def experiment(wildcards):
@@ -109,6 +114,53 @@ def predict_input(wildcards):
     return experiment(wildcards)["predict"]["inputs"][wildcards.name]
 
 
+def interpret_models(wildcards):
+    """Models LOO uses: every fold × replicate, or one fold's replicates."""
+    chosen = experiment(wildcards)["interpret"]["model"]
+    if chosen == "ensemble":
+        return fold_models(wildcards)
+    names = folds(wildcards.exp)
+    if str(chosen) not in names:
+        raise InputError(
+            f"config: experiments.{wildcards.exp}.interpret.model: fold {chosen} does not exist "
+            f"(folds: {', '.join(names)})"
+        )
+    return expand(
+        f"{RESULTS}/{wildcards.exp}/folds/{chosen}/r{{replicate}}/model",
+        replicate=replicates(wildcards.exp),
+    )
+
+
+def interpret_data(wildcards):
+    """The file LOO reads: `interpret.input`, or a table experiment's own table."""
+    exp = wildcards.exp
+    return interpretation_input(experiment(wildcards), source=f"config: experiments.{exp}")[0]
+
+
+def interpret_shards(wildcards):
+    """Shard tables of one LOO mode."""
+    shards = range(experiment(wildcards)["interpret"]["shards"])
+    return expand(f"{RESULTS}/{wildcards.exp}/interpret/shards/{wildcards.mode}/{{shard}}.csv", shard=shards)
+
+
+def interpret_targets(exp):
+    """LOO tables, arrays and plot folders of an experiment with `interpret.enabled`."""
+    settings = EXPERIMENTS[exp]["interpret"]
+    if not settings["enabled"]:
+        return []
+    wildcards = SimpleNamespace(exp=exp)
+    interpret_data(wildcards)  # a bad input or fold errors now, not when the job runs
+    interpret_models(wildcards)
+    return expand(
+        [
+            f"{RESULTS}/{exp}/interpret/loo_{{mode}}.csv",
+            f"{RESULTS}/{exp}/interpret/loo_{{mode}}.npz",
+            f"{RESULTS}/{exp}/interpret/plots/{{mode}}",
+        ],
+        mode=settings["handletokens"],
+    )
+
+
 def job_resources(key):
     """A training-job resource of the experiment named by the `exp` wildcard."""
     return lambda wildcards: experiment(wildcards)["resources"][key]
@@ -131,4 +183,5 @@ def all_targets():
             f"{RESULTS}/{exp}/predict/{{name}}/predictions.csv",
             name=settings["predict"]["inputs"],
         )
+        targets += interpret_targets(exp)
     return targets

@@ -46,6 +46,24 @@ def prediction_table_format(experiment: Mapping[str, Any]) -> dict[str, Any] | N
     return {**experiment["data"], "labelpos": experiment["predict"]["labelpos"]}
 
 
+def interpretation_input(
+    experiment: Mapping[str, Any], source: str = "config"
+) -> tuple[str, dict[str, Any] | None]:
+    """The file LOO scores (``interpret.input`` or the table) and how to read it."""
+    path = experiment["interpret"]["input"]
+    data = experiment["data"]
+    if data["format"] != "table":
+        if path is None:
+            raise InputError(
+                f"{source}: interpret.input must name a FASTA file for a FASTA experiment "
+                "(only table experiments default to their own data)"
+            )
+        return path, None
+    if path is None:
+        return data["path"], dict(data)
+    return path, prediction_table_format(experiment)
+
+
 def quality_weights(records: TableRecords, weight_map: Mapping[str, float]) -> np.ndarray | None:
     """Per-sequence loss weights from the quality column (None without one)."""
     if records.weights is None:

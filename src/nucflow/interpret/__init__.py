@@ -1,7 +1,6 @@
-"""Model interpretation: leave-one-out (LOO) scores of sequence units."""
+"""Model interpretation: leave-one-out (LOO) scores of sequence units.
 
-from nucflow.interpret.edits import LOO_MODES
-from nucflow.interpret.loo import loo_columns, loo_scores
-from nucflow.interpret.scoring import LOO_METHODS
-
-__all__ = ["LOO_METHODS", "LOO_MODES", "loo_columns", "loo_scores"]
+Modules: :mod:`.edits` (units and edits), :mod:`.incremental` and :mod:`.scoring` (reference
+and fast predictions), :mod:`.loo` (scores), :mod:`.run` (files, shards), :mod:`.tables`
+(gathering, arrays; no torch), :mod:`.plots`.
+"""

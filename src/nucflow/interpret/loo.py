@@ -25,21 +25,11 @@ from nucflow.interpret.edits import (
     check_tokenizer,
 )
 from nucflow.interpret.scoring import LOO_METHODS, EnsembleScorer
+from nucflow.interpret.tables import loo_columns
 from nucflow.models.files import ModelConfig
 from nucflow.tokenize import tokenizer_from_spec
 from nucflow.tokenize.atomic import AtomicTokenizer
 from nucflow.tokenize.kmer import KmerTokenizer
-
-LOO_COLUMNS = ["sequence", "token", "label", "pred", "start_offset", "end_offset", "loo"]
-"""Columns of a LOO table (``replacement`` follows ``token`` in replace mode)."""
-
-
-def loo_columns(mode: str) -> list[str]:
-    """Column names of a LOO table for ``mode``."""
-    columns = list(LOO_COLUMNS)
-    if mode == "replace":
-        columns.insert(2, "replacement")
-    return columns
 
 
 def _check_inputs(
