@@ -137,22 +137,39 @@ def _motif_auroc(loo: pd.DataFrame, motifs: pd.DataFrame) -> float:
     return roc_auc_score(np.concatenate(truth), np.concatenate(scores))
 
 
-def test_loo_recovers_the_planted_motifs(demo_run):
+def _interpret_settings() -> dict:
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return demo["experiments"][SALUKI]["interpret"]
+
+
+def test_loo_tables_arrays_and_plots(demo_run):
     interpret = demo_run / "results" / SALUKI / "interpret"
-    chosen = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["experiments"][SALUKI][
-        "interpret"
-    ]["sequences"]
-    motifs = pd.read_csv(demo_run / "results" / "simulated" / "regression" / "motifs.tsv", sep="\t")
+    chosen = _interpret_settings()["sequences"]
     for mode in ("mask", "replace"):
         loo = pd.read_csv(interpret / f"loo_{mode}.csv")
         assert loo["sequence"].unique().tolist() == chosen  # both shards, in order
-        assert _motif_auroc(loo, motifs) >= 0.9
-        plots = sorted(p.name for p in (interpret / "plots" / mode).iterdir())
+        plots = sorted(p.name for p in (interpret / "plots" / mode).glob("*.png"))
         assert plots == sorted(f"{name}.png" for name in chosen)
         arrays = np.load(interpret / f"loo_{mode}.npz")
         np.testing.assert_allclose(arrays["values"], loo["loo"], rtol=1e-6)
-    replaced = pd.read_csv(interpret / "loo_replace.csv")
-    assert len(replaced) == 3 * len(pd.read_csv(interpret / "loo_mask.csv"))
+    masked = pd.read_csv(interpret / "loo_mask.csv")
+    assert len(pd.read_csv(interpret / "loo_replace.csv")) == 3 * len(masked)
+    table = pd.read_csv(demo_run / "results" / "simulated" / "regression" / "table.tsv", sep="\t")
+    lengths = table.set_index("id").loc[chosen, "sequence"].str.count(",") + 1
+    assert masked.groupby("sequence", sort=False).size().tolist() == lengths.tolist()
+
+
+def test_demo_loo_recovers_the_planted_motifs(tmp_path):
+    """The demo's Saluki experiment as configured: |loo| ranks the planted motif positions."""
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = {**demo, "simulate": {**demo["simulate"], "datasets": []}}
+    config["experiments"] = {SALUKI: demo["experiments"][SALUKI]}
+    result = _snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-4000:]
+    motifs = pd.read_csv(tmp_path / "results" / "simulated" / "regression" / "motifs.tsv", sep="\t")
+    for mode in ("mask", "replace"):
+        loo = pd.read_csv(tmp_path / "results" / SALUKI / "interpret" / f"loo_{mode}.csv")
+        assert _motif_auroc(loo, motifs) >= 0.9
 
 
 def test_fold_outputs(demo_run):

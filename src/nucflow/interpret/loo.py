@@ -9,6 +9,7 @@ class (classification): a positive score means the edit raises the prediction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,20 @@ from nucflow.models.files import ModelConfig
 from nucflow.tokenize import tokenizer_from_spec
 from nucflow.tokenize.atomic import AtomicTokenizer
 from nucflow.tokenize.kmer import KmerTokenizer
+
+log = logging.getLogger(__name__)
+
+
+class _ProgressLog:
+    """File-like target for tqdm that writes each progress update as a log line."""
+
+    def write(self, text: str) -> None:
+        text = text.strip("\r\n ")
+        if text:
+            log.info("%s", text)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
 
 
 def _check_inputs(
@@ -93,7 +108,8 @@ def loo_scores(
     its alternatives; without it single nucleotides get the other three of A, C, G, T (same
     case) and other units none. Classification scores the probability of ``target_class``
     (default: each sequence's predicted class). ``method`` is ``fast`` or ``reference``
-    (identical results). Returns the columns of :func:`loo_columns`.
+    (identical results); ``progress`` logs a progress bar (sequences done, rate). Returns the
+    columns of :func:`loo_columns`.
     """
     if mode not in LOO_MODES:
         raise InputError(f"unknown LOO mode {mode!r} (expected one of: {', '.join(LOO_MODES)})")
@@ -131,7 +147,16 @@ def loo_scores(
             )
     scorer = EnsembleScorer(members, method)
     records: list[tuple] = []
-    for n in tqdm(range(len(sequences)), desc=f"LOO {mode}", unit="seq", disable=not progress):
+    bar = tqdm(
+        range(len(sequences)),
+        desc=f"LOO {mode}",
+        unit="seq",
+        disable=not progress,
+        file=_ProgressLog(),
+        mininterval=10.0,
+        ascii=True,
+    )
+    for n in bar:
         sequence = SequenceEdits(
             tokenizer, sequences[n], None if specifiers is None else specifiers[n]
         )

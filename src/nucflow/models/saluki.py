@@ -26,7 +26,9 @@ non-PAD token. The row is read as PAD-padded to the next length the tower divide
 :meth:`SalukiModel.exact_length` ``(T) = 2^n_layers · (T + kernel_size - 1) ≥ l`` with
 ``T ≥ 1`` steps (12,288 → 188 steps), so that the floor of odd lengths in the pooling never
 drops a real 3' position; that adds at most 63 PAD positions at the defaults, internally when
-the input is shorter. The GRU reads each row's ``T`` steps backwards from its last one (the
+the input is shorter (a batch wider than that window is cropped to it: only PAD is cut). The
+tower is written as position-local layers (:mod:`nucflow.models.local`), which incremental
+LOO reuses. The GRU reads each row's ``T`` steps backwards from its last one (the
 valid part is reversed, then packed), so padding appended after the 3' end never changes a
 prediction. Sequences shorter than the receptive field are read as padded to
 :meth:`SalukiModel.min_length` (320 positions at the defaults, one step).
