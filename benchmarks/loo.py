@@ -7,7 +7,8 @@ Run from the repository root (``-P``: benchmarks/tokenize.py would shadow the st
 The model is :class:`nucflow.models.saluki.SalukiModel` at the paper's size (64 channels,
 6 blocks, kernel 5, one output) with random weights, on one random sequence of 12,288
 nucleotides (atomic tokens A, C, G, T). Both methods score the same ``--edits`` edited
-sequences (units spread evenly along the sequence) in batches of ``--batch-size``, through the
+sequences in batches of ``--batch-size`` (runs of consecutive units, as LOO batches them, spread
+evenly from the start to the end of the sequence), through the
 real code path (:class:`nucflow.interpret.edits.SequenceEdits` builds the rows,
 :class:`nucflow.interpret.scoring.EnsembleScorer` predicts them); the reference runs every
 edited sequence through the whole model, the fast method recomputes only each edit's receptive
@@ -45,7 +46,9 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _setup(edits_per_mode: int) -> tuple[SalukiModel, ModelConfig, dict[str, tuple]]:
+def _setup(
+    edits_per_mode: int, batch_size: int
+) -> tuple[SalukiModel, ModelConfig, dict[str, tuple]]:
     """Model, its config and, per mode, the sequence's edits and their encoded rows."""
     rng = np.random.default_rng(0)
     atoms = list(rng.choice(list("ACGT"), size=LENGTH))
@@ -64,8 +67,10 @@ def _setup(edits_per_mode: int) -> tuple[SalukiModel, ModelConfig, dict[str, tup
     work = {}
     for mode in MODES:
         edits = sequence.edits(mode)
-        chosen = np.linspace(0, len(edits) - 1, edits_per_mode).round().astype(int)
-        picked = [edits[i] for i in chosen]
+        # as loo_scores batches them: runs of consecutive edits, spread along the sequence
+        n_runs = max(edits_per_mode // batch_size, 1)
+        firsts = np.linspace(0, len(edits) - batch_size, n_runs).round().astype(int)
+        picked = [edits[i] for first in firsts for i in range(first, first + batch_size)]
         work[mode] = (sequence.original, sequence.rows(mode, picked))
     return model, config, work
 
@@ -82,7 +87,7 @@ def _time(scorer: EnsembleScorer, original: np.ndarray, rows: np.ndarray, batch:
 
 def measure(device: torch.device, args: argparse.Namespace, prefix: str) -> dict[str, float]:
     """Figures of every mode on ``device``."""
-    model, config, work = _setup(args.edits)
+    model, config, work = _setup(args.edits, args.batch_size)
     figures: dict[str, float] = {}
     for mode in MODES:
         original, rows = work[mode]

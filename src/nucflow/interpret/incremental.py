@@ -56,6 +56,35 @@ def _window_gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return values.gather(2, index.unsqueeze(1).expand(-1, values.shape[1], -1))
 
 
+def _overlay(
+    reference: torch.Tensor,
+    first: torch.Tensor,
+    span: int,
+    start: torch.Tensor,
+    width: int,
+    values: torch.Tensor,
+) -> torch.Tensor:
+    """Per row ``i``, positions ``first[i] … first[i] + span − 1`` of ``reference`` (1, C, W)
+    with positions ``start[i] … start[i] + width − 1`` taken from ``values[i]`` (n, C, width)
+    instead (all positions in ``reference``'s coordinates). Returns (n, C, span)."""
+    n = len(values)
+    if bool((first == first[0]).all()) and bool((start == start[0]).all()):
+        # one window for every row (remove mode, or a single edit): slices, no gathers
+        a, b = int(first[0]), int(start[0])
+        window = reference[:, :, a : a + span].expand(n, -1, -1).clone()
+        lo, hi = max(b, a), min(b + width, a + span)
+        if lo < hi:
+            window[:, :, lo - a : hi - a] = values[:, :, lo - b : hi - b]
+        return window
+    positions = first.unsqueeze(1) + torch.arange(span, device=first.device)
+    relative = positions - start.unsqueeze(1)
+    inside = (relative >= 0) & (relative < width)
+    base = reference[0].T[positions].transpose(1, 2)
+    return torch.where(
+        inside.unsqueeze(1), _window_gather(values, relative.clamp(0, width - 1)), base
+    )
+
+
 class IncrementalForward:
     """Raw model outputs of edited copies of one sequence, reusing its activations.
 
@@ -107,14 +136,8 @@ class IncrementalForward:
         values = self.model.position_encoding(rows.gather(1, index.expand(-1, -1, *rows.shape[2:])))
         for layer, padded in zip(self.layers, self.inputs, strict=True):
             start, width, values = self._layer(layer, padded, start, width, values, lengths)
-        positions = torch.arange(self.last.shape[2], device=rows.device).expand(len(rows), -1)
-        relative = positions - start.unsqueeze(1)
-        inside = (relative >= 0) & (relative < width)
-        hidden = torch.where(
-            inside.unsqueeze(1),
-            _window_gather(values, relative.clamp(0, width - 1)),
-            self.last.expand(len(rows), -1, -1),
-        )
+        steps = self.last.shape[2]
+        hidden = _overlay(self.last, torch.zeros_like(start), steps, start, width, values)
         outputs[changed] = self.model.nonlocal_outputs(hidden, lengths)
         return outputs
 
@@ -137,13 +160,7 @@ class IncrementalForward:
         first = -torch.div(kernel - 1 - left - start, stride, rounding_mode="floor")
         new_start = first.clamp(min=0, max=length_out - new_width)
         span = (new_width - 1) * stride + kernel
-        inputs = (new_start * stride - left).unsqueeze(1) + torch.arange(span, device=start.device)
-        relative = inputs - start.unsqueeze(1)
-        inside = (relative >= 0) & (relative < width)
-        reference = padded[0].T[inputs + left].transpose(1, 2)
-        window = torch.where(
-            inside.unsqueeze(1), _window_gather(values, relative.clamp(0, width - 1)), reference
-        )
+        window = _overlay(padded, new_start * stride, span, start + left, width, values)
         values = layer.apply(window)
         if layer.masked:
             values = mask_from(values, lengths, new_start)

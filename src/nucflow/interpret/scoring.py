@@ -32,6 +32,7 @@ class _Member:
         self.scaler = LabelScaler(**(config.label_scaler or {})) if self.regression else None
         self.incremental = supports_incremental(model)
         self.engine: IncrementalForward | None = None
+        self.base: torch.Tensor | None = None  # raw outputs of the current original row
 
     def convert(self, raw: torch.Tensor) -> np.ndarray:
         """Raw outputs → label units (n,) or class probabilities (n, classes)."""
@@ -57,9 +58,15 @@ class EnsembleScorer:
         self.method = method
         self.original: torch.Tensor | None = None
 
-    def _autocast(self, enabled: bool) -> torch.autocast:
-        on_gpu = enabled and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on_gpu)
+    def _autocast(self, member: _Member) -> torch.autocast:
+        """bf16 autocast for fast scoring of non-incremental models on a GPU (else off)."""
+        enabled = self.method == "fast" and not member.incremental and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _whole(self, member: _Member, rows: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of whole rows, in the precision this member is scored in."""
+        with self._autocast(member):
+            return member.model(rows).float()
 
     @torch.inference_mode()
     def start(self, original: np.ndarray) -> np.ndarray:
@@ -67,8 +74,8 @@ class EnsembleScorer:
         self.original = model_inputs(original[None]).to(self.device)
         for member in self.members:
             member.engine = None
-        outputs = [member.convert(member.model(self.original)) for member in self.members]
-        return self._mean(outputs)[0]
+            member.base = self._whole(member, self.original)
+        return self._mean([member.convert(member.base) for member in self.members])[0]
 
     @torch.inference_mode()
     def score(self, rows: np.ndarray) -> np.ndarray:
@@ -79,14 +86,13 @@ class EnsembleScorer:
 
     def _member_outputs(self, member: _Member, edited: torch.Tensor) -> np.ndarray:
         if self.method == "reference":
-            return member.convert(member.model(edited))
+            return member.convert(self._whole(member, edited))
         if member.incremental:
             return member.convert(self._incremental(member, edited))
         unchanged = (edited == self.original).reshape(len(edited), -1).all(dim=1)
-        out = member.model(self.original).float().expand(len(edited), -1).clone()
+        out = member.base.expand(len(edited), -1).clone()
         if not bool(unchanged.all()):
-            with self._autocast(True):
-                out[~unchanged] = member.model(edited[~unchanged]).float()
+            out[~unchanged] = self._whole(member, edited[~unchanged])
         return member.convert(out)
 
     def _incremental(self, member: _Member, edited: torch.Tensor) -> torch.Tensor:
