@@ -185,3 +185,21 @@ def test_identical_rows_are_not_recomputed():
     engine = IncrementalForward(model, row)
     same = engine(row.repeat(3, 1, 1))
     torch.testing.assert_close(same, engine.output.expand(3, -1), rtol=0, atol=0)
+
+
+def test_attention_scoring_skips_unchanged_rows():
+    from nucflow.interpret.scoring import EnsembleScorer
+
+    tokenizer = build_tokenizer("nuc", k=1, context_length=24, keep="five_prime")
+    model, config = _bert(tokenizer, input="tokens", vocab_size=tokenizer.vocab_size)
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    scorer = EnsembleScorer([(model, config)], "fast")
+    original = tokenizer.encode([TEXTS[2]])[0]
+    base = scorer.start(original)
+    edited = np.repeat(original[None], 3, axis=0)
+    edited[1, 4] = 0  # only this row differs
+    probabilities = scorer.score(edited)
+    assert calls == [1, 1]  # the original once, then only the one changed row
+    np.testing.assert_array_equal(probabilities[0], base)
+    assert not np.allclose(probabilities[1], base)

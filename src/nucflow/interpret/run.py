@@ -32,10 +32,6 @@ class LooInput:
     specifiers: list | None
     labels: list | None
 
-    def text(self, index: int) -> str:
-        """The letters of sequence ``index`` (atoms joined), which LOO offsets index into."""
-        return "".join(self.sequences[index])
-
     def subset(self, indices: Sequence[int]) -> LooInput:
         """The sequences at ``indices``, in that order."""
 
