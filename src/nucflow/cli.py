@@ -210,8 +210,6 @@ def cmd_interpret(args: argparse.Namespace) -> None:
     if args.config:
         _, experiment = _experiment(args.config, args.schema, args.experiment)
         with_input = {**experiment, "interpret": {**experiment["interpret"], "input": args.input}}
-        if experiment["data"]["format"] == "table" and args.input == experiment["data"]["path"]:
-            with_input["interpret"]["input"] = None  # its own table: labels from data.labelpos
         table_format = interpretation_input(with_input)[1]
     replacement = None
     if args.replacementdict:

@@ -87,10 +87,14 @@ def model_predictions(
     model: nn.Module, config: ModelConfig, inputs: np.ndarray, batch_size: int
 ) -> np.ndarray:
     """Class probabilities (n, classes), or regression predictions (n,) in label units."""
+    return outputs_to_predictions(batched_outputs(model, inputs, batch_size), config)
+
+
+def outputs_to_predictions(outputs: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """Raw model outputs (n, n_outputs) → class probabilities, or label units (regression)."""
     if config.task == "regression":
-        outputs = batched_outputs(model, inputs, batch_size)[:, 0]
-        return LabelScaler(**(config.label_scaler or {})).inverse(outputs)
-    return class_probabilities(model, inputs, batch_size)
+        return LabelScaler(**(config.label_scaler or {})).inverse(outputs[:, 0])
+    return torch.from_numpy(outputs).softmax(dim=1).numpy()
 
 
 def load_ensemble(

@@ -49,7 +49,11 @@ def prediction_table_format(experiment: Mapping[str, Any]) -> dict[str, Any] | N
 def interpretation_input(
     experiment: Mapping[str, Any], source: str = "config"
 ) -> tuple[str, dict[str, Any] | None]:
-    """The file LOO scores (``interpret.input`` or the table) and how to read it."""
+    """The file LOO scores (``interpret.input`` or the table) and how to read it.
+
+    The experiment's own table is read with its ``data.labelpos``, other tables with
+    ``predict.labelpos``.
+    """
     path = experiment["interpret"]["input"]
     data = experiment["data"]
     if data["format"] != "table":
@@ -59,7 +63,7 @@ def interpretation_input(
                 "(only table experiments default to their own data)"
             )
         return path, None
-    if path is None:
+    if path is None or path == data["path"]:
         return data["path"], dict(data)
     return path, prediction_table_format(experiment)
 

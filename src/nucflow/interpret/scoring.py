@@ -17,7 +17,7 @@ from torch import nn
 
 from nucflow.interpret.incremental import IncrementalForward, supports_incremental
 from nucflow.models.files import ModelConfig, model_inputs
-from nucflow.train.scaling import LabelScaler
+from nucflow.predict import outputs_to_predictions
 
 LOO_METHODS: tuple[str, ...] = ("fast", "reference")
 """How edited rows are predicted."""
@@ -28,18 +28,14 @@ class _Member:
 
     def __init__(self, model: nn.Module, config: ModelConfig, device: torch.device) -> None:
         self.model = model.to(device).eval()
-        self.regression = config.task == "regression"
-        self.scaler = LabelScaler(**(config.label_scaler or {})) if self.regression else None
+        self.config = config
         self.incremental = supports_incremental(model)
         self.engine: IncrementalForward | None = None
         self.base: torch.Tensor | None = None  # raw outputs of the current original row
 
     def convert(self, raw: torch.Tensor) -> np.ndarray:
         """Raw outputs → label units (n,) or class probabilities (n, classes)."""
-        raw = raw.float().cpu()
-        if self.regression:
-            return self.scaler.inverse(raw[:, 0].numpy())
-        return raw.softmax(dim=1).numpy()
+        return outputs_to_predictions(raw.float().cpu().numpy(), self.config)
 
 
 class EnsembleScorer:

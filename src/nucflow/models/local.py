@@ -51,7 +51,9 @@ def same_padding(kernel: int) -> tuple[int, int]:
     return left, kernel - 1 - left
 
 
-def mask_from(hidden: torch.Tensor, lengths: torch.Tensor, first: torch.Tensor | int = 0):
+def mask_from(
+    hidden: torch.Tensor, lengths: torch.Tensor, first: torch.Tensor | int = 0
+) -> torch.Tensor:
     """``hidden`` (B, C, W) with positions ``first + i ≥ lengths`` set to zero."""
     positions = torch.arange(hidden.shape[2], device=hidden.device) + torch.as_tensor(
         first, device=hidden.device
