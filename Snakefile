@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/sequence.smk"
 include: "workflow/rules/interpret.smk"
+include: "workflow/rules/signal.smk"
 
 
 rule all:

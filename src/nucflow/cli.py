@@ -242,6 +242,96 @@ def cmd_interpret_gather(args: argparse.Namespace) -> None:
     gather_loo(args.shards, args.out, args.npz, args.mode, args.plots, args.n_plots, args.window)
 
 
+def _signal_experiment(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Validated config and one of its `kind: signal` experiments."""
+    config, experiment = _experiment(args.config, args.schema, args.experiment)
+    if experiment["kind"] != "signal":
+        raise InputError(f"{args.config}: experiment '{args.experiment}' is not kind: signal")
+    return config, experiment
+
+
+def cmd_signal_etl(args: argparse.Namespace) -> None:
+    """Signal CSVs → padded, balanced, split shards (an unchanged rerun is skipped)."""
+    from nucflow.data.signal_etl import etl_settings, etl_signals
+
+    config, experiment = _signal_experiment(args)
+    etl_signals(
+        args.input or experiment["data"]["paths"],
+        args.out,
+        **etl_settings(experiment, config["seed"]),
+    )
+
+
+def cmd_signal_tune(args: argparse.Namespace) -> None:
+    """Optuna hyperparameter search of a signal experiment's model family."""
+    from nucflow.train.tune import tune_signal_model
+
+    config, experiment = _signal_experiment(args)
+    out = Path(args.out)
+    tune_signal_model(
+        args.etl,
+        out / "study.db",
+        out / "best_params.json",
+        out / "trials.csv",
+        out / "optimization_history.png",
+        model=experiment["model"],
+        tune=experiment["tune"],
+        training=experiment["training"],
+        seed=config["seed"],
+        threads=args.threads,
+    )
+
+
+def cmd_signal_train(args: argparse.Namespace) -> None:
+    """Final training of a signal classifier with the tuned hyperparameters."""
+    from nucflow.train.signal_fit import train_signal_model
+
+    config, experiment = _signal_experiment(args)
+    out = Path(args.out)
+    train_signal_model(
+        args.etl,
+        args.best_params,
+        out / "model",
+        out / "history.csv",
+        out / "history.png",
+        training=experiment["training"],
+        seed=config["seed"],
+        threads=args.threads,
+    )
+
+
+def cmd_signal_evaluate(args: argparse.Namespace) -> None:
+    """Test metrics and confusion matrices of a signal classifier."""
+    from nucflow.signal_predict import evaluate_signal_model
+
+    out = Path(args.out)
+    evaluate_signal_model(
+        args.model,
+        args.etl,
+        out / "metrics.json",
+        out / "per_class.csv",
+        out / "test_predictions.csv",
+        {
+            part: {"csv": out / f"confusion_{part}.csv", "png": out / f"confusion_{part}.png"}
+            for part in ("test", "train")
+        },
+    )
+
+
+def cmd_signal_predict(args: argparse.Namespace) -> None:
+    """Classify the reads of signal CSVs."""
+    from nucflow.signal_predict import predict_signal_file
+
+    predict_signal_file(
+        args.model,
+        args.input,
+        args.out,
+        args.metrics,
+        unknown_label=args.unknown_label,
+        batch_size=args.batch_size,
+    )
+
+
 def cmd_embed(args: argparse.Namespace) -> None:
     """Per-sequence embeddings of a FASTA file."""
     from nucflow.predict import embed_fasta
@@ -406,6 +496,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--plots", help="directory for per-sequence PNGs")
     sub.add_argument("--n-plots", type=int, default=10, help="sequences to plot")
     sub.add_argument("--window", type=int, default=40, help="zoomed window width")
+
+    sub = step("signal-etl", cmd_signal_etl, "signal CSVs → balanced, split shards", True)
+    sub.add_argument("--input", nargs="+", help="CSV files or directories (default: data.paths)")
+    sub.add_argument("--out", required=True, help="output directory (manifest.json + shards)")
+
+    sub = step("signal-tune", cmd_signal_tune, "Optuna search of a signal model family", True)
+    sub.add_argument("--etl", required=True, help="directory written by signal-etl")
+    sub.add_argument("--out", required=True, help="directory: study.db, best_params.json, …")
+    sub.add_argument("--threads", type=int, default=1)
+
+    sub = step("signal-train", cmd_signal_train, "final training of a signal classifier", True)
+    sub.add_argument("--etl", required=True, help="directory written by signal-etl")
+    sub.add_argument("--best-params", required=True, help="best_params.json of signal-tune")
+    sub.add_argument("--out", required=True, help="directory: model/, history.csv, history.png")
+    sub.add_argument("--threads", type=int, default=1)
+
+    sub = step("signal-evaluate", cmd_signal_evaluate, "test metrics + confusion matrices")
+    sub.add_argument("--model", required=True, help="model directory")
+    sub.add_argument("--etl", required=True, help="directory written by signal-etl")
+    sub.add_argument("--out", required=True, help="directory for metrics and matrices")
+
+    sub = step("signal-predict", cmd_signal_predict, "classify the reads of signal CSVs")
+    sub.add_argument("--model", required=True, help="model directory")
+    sub.add_argument("--input", nargs="+", required=True, help="CSV files or directories")
+    sub.add_argument("--out", required=True, help="output CSV")
+    sub.add_argument("--metrics", help="also write metrics over the labelled reads here")
+    sub.add_argument("--unknown-label", type=int, default=-99)
+    sub.add_argument("--batch-size", type=int, default=128)
 
     sub = step("embed", cmd_embed, "per-sequence mean embeddings of a FASTA (CSV: id, L0…)")
     sub.add_argument("--model", required=True, help="model directory")

@@ -9,6 +9,7 @@ from nucflow.data.sequence import class_files, pretraining_fastas
 from nucflow.data.splits import fold_names
 from nucflow.errors import InputError
 from nucflow.data.table_data import interpretation_input, prediction_table_format
+from nucflow.io.signal_csv import signal_csv_files
 
 
 validate_config(
@@ -20,6 +21,12 @@ validate_config(
 RESULTS = config["results_dir"]
 EXPERIMENTS = config["experiments"]
 SIMULATED = f"{RESULTS}/simulated"
+
+
+def experiments_of(kind):
+    """Regular expression matching the names of the experiments of one kind (none: nothing)."""
+    names = [name for name, settings in EXPERIMENTS.items() if settings["kind"] == kind]
+    return "|".join(names) if names else "(?!)"
 
 
 wildcard_constraints:
@@ -172,10 +179,38 @@ def simulated_files(dataset):
     return [f"{SIMULATED}/{dataset}/{name}" for name in names]
 
 
+def signal_csvs(paths):
+    """Signal CSV files: the files listed, and every `*.csv` of the directories listed."""
+    return signal_csv_files(paths, must_exist=False)
+
+
+def predict_paths(wildcards):
+    """The path (or paths) named `name` in a signal experiment's predict inputs, as a list."""
+    paths = predict_input(wildcards)
+    return [paths] if isinstance(paths, str) else paths
+
+
+def signal_targets(exp):
+    """Evaluation files and predictions of a `kind: signal` experiment."""
+    final = f"{RESULTS}/{exp}/final"
+    return [
+        f"{final}/metrics.json",
+        f"{final}/confusion_test.png",
+        f"{final}/confusion_train.png",
+        *expand(
+            f"{RESULTS}/{exp}/predict/{{name}}/predictions.csv",
+            name=EXPERIMENTS[exp]["predict"]["inputs"],
+        ),
+    ]
+
+
 def all_targets():
     """Every experiment's metrics and predictions, and the simulated datasets asked for."""
     targets = [f for dataset in config["simulate"]["datasets"] for f in simulated_files(dataset)]
     for exp, settings in EXPERIMENTS.items():
+        if settings["kind"] == "signal":
+            targets += signal_targets(exp)
+            continue
         targets.append(f"{RESULTS}/{exp}/metrics.csv")
         if settings["task"] == "regression":
             targets += expand(f"{RESULTS}/{exp}/folds/{{fold}}/rank_deltas.csv", fold=folds(exp))

@@ -195,6 +195,8 @@ rule aggregate:
 
 
 rule predict:
+    wildcard_constraints:
+        exp=experiments_of("sequence"),
     input:
         models=fold_models,
         data=predict_input,

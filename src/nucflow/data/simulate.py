@@ -60,7 +60,10 @@ def simulated_file_names(name: str, settings: Mapping[str, Any] | None = None) -
     if name == "regression":
         return ["table.tsv", "motifs.tsv"]
     if name == "signals":
-        return [f"{cap_class}.csv" for cap_class in CAP_CLASSES]
+        unlabelled = ["unlabelled.csv", "unlabelled_truth.csv"]
+        return [f"{cap_class}.csv" for cap_class in CAP_CLASSES] + (
+            unlabelled if (settings or {}).get("n_unlabelled") else []
+        )
     if name == "genome":
         cells = (settings or {}).get("cell_lines") or inspect.signature(simulate_genome).parameters[
             "cell_lines"

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 CAP_CLASSES: Mapping[str, int] = MappingProxyType(
     {"cap_0": 0, "cap_1": 1, "cap_2": 2, "cap_2-1": 3}
 )
+#: Capfinder's label of reads whose class is unknown (reads to predict).
+UNKNOWN_LABEL = -99
 #: Class-specific level pattern (pA offsets from the baseline level) planted in each read.
 CAP_PATTERNS: Mapping[str, tuple[float, ...]] = MappingProxyType(
     {
@@ -61,10 +63,19 @@ def _normalise(signal: np.ndarray) -> np.ndarray:
     return np.clip((signal - signal.mean()) / (std if std > 0 else 1.0), -_CLIP, _CLIP)
 
 
+def _read_line(rng: np.random.Generator, label: int, name: str, length: int) -> str:
+    """One CSV row: a UUID4 read id drawn from ``rng``, the label and the quoted series."""
+    read_id = uuid.UUID(bytes=rng.bytes(16), version=4)
+    series = _normalise(_levels(rng, length, CAP_PATTERNS[name]))
+    values = ",".join(f"{value:.8f}" for value in series.tolist())
+    return f'{read_id},{label},"{values}"\n'
+
+
 def simulate_signals(
     out_dir: Path,
     *,
     n_per_class: int = 100,
+    n_unlabelled: int = 0,
     min_length: int = 200,
     max_length: int = 600,
     seed: int = 0,
@@ -78,25 +89,47 @@ def simulate_signals(
     are uniform in ``[min_length, max_length]``; read ids are UUID4 strings drawn from the seed.
 
     Returns paths keyed by class name: ``cap_0``, ``cap_1``, ``cap_2``, ``cap_2-1`` (files
-    ``<name>.csv`` with header ``read_id,cap_class,timeseries``; labels 0, 1, 2, 3).
+    ``<name>.csv`` with header ``read_id,cap_class,timeseries``; labels 0, 1, 2, 3). With
+    ``n_unlabelled`` > 0 also ``unlabelled`` (``unlabelled.csv``: reads of random classes
+    labelled -99, Capfinder's "unknown", as reads to predict) and ``unlabelled_truth``
+    (``unlabelled_truth.csv``: read_id, cap_class).
     """
     n_per_class = check_int("n_per_class", n_per_class, 1)
+    n_unlabelled = check_int("n_unlabelled", n_unlabelled, 0)
     min_length, max_length = check_length_range(min_length, max_length, _MIN_LENGTH)
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
+    header = "read_id,cap_class,timeseries\n"
     paths: dict[str, Path] = {}
     for name, label in CAP_CLASSES.items():
-        lines = ["read_id,cap_class,timeseries\n"]
         lengths = rng.integers(min_length, max_length + 1, size=n_per_class)
-        for length in lengths:
-            read_id = uuid.UUID(bytes=rng.bytes(16), version=4)
-            series = _normalise(_levels(rng, int(length), CAP_PATTERNS[name]))
-            values = ",".join(f"{value:.8f}" for value in series.tolist())
-            lines.append(f'{read_id},{label},"{values}"\n')
+        lines = [_read_line(rng, label, name, int(length)) for length in lengths]
         paths[name] = out_dir / f"{name}.csv"
         with atomic_path(paths[name]) as tmp:
-            tmp.write_text("".join(lines))
+            tmp.write_text(header + "".join(lines))
+    if n_unlabelled:
+        names = list(CAP_CLASSES)
+        truth = rng.integers(0, len(names), size=n_unlabelled)
+        lengths = rng.integers(min_length, max_length + 1, size=n_unlabelled)
+        lines = [
+            _read_line(rng, UNKNOWN_LABEL, names[k], int(length))
+            for k, length in zip(truth, lengths, strict=True)
+        ]
+        paths["unlabelled"] = out_dir / "unlabelled.csv"
+        with atomic_path(paths["unlabelled"]) as tmp:
+            tmp.write_text(header + "".join(lines))
+        paths["unlabelled_truth"] = out_dir / "unlabelled_truth.csv"
+        rows = [
+            f"{line.split(',', 1)[0]},{CAP_CLASSES[names[k]]}\n"
+            for line, k in zip(lines, truth, strict=True)
+        ]
+        with atomic_path(paths["unlabelled_truth"]) as tmp:
+            tmp.write_text("read_id,cap_class\n" + "".join(rows))
     logger.info(
-        "simulated %d reads in each of %d cap classes in %s", n_per_class, len(paths), out_dir
+        "simulated %d reads in each of %d cap classes (+ %d unlabelled) in %s",
+        n_per_class,
+        len(CAP_CLASSES),
+        n_unlabelled,
+        out_dir,
     )
     return paths

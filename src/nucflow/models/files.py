@@ -80,7 +80,10 @@ def load_model(directory: str | os.PathLike[str]) -> tuple[nn.Module, ModelConfi
 
 def model_inputs(array: np.ndarray) -> torch.Tensor:
     """Encoded inputs as the tensor type models take: int64 ids/codes or float32 atomic rows."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # e.g. a slice of a read-only memory map
+        array = array.copy()
+    tensor = torch.from_numpy(array)
     return tensor.float() if tensor.is_floating_point() else tensor.long()
 
 

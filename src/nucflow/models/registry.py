@@ -12,6 +12,7 @@ from nucflow.errors import InputError
 from nucflow.models.bert import BertClassifier, BertMaskedLM
 from nucflow.models.cnn import CNNClassifier
 from nucflow.models.saluki import SalukiModel
+from nucflow.models.signal import AttentionCnnLstm, CnnLstm, SignalEncoder, SignalResNet
 
 ARCHITECTURES: Mapping[str, type[nn.Module]] = MappingProxyType(
     {
@@ -19,6 +20,10 @@ ARCHITECTURES: Mapping[str, type[nn.Module]] = MappingProxyType(
         "bert": BertClassifier,
         "bert_mlm": BertMaskedLM,
         "saluki": SalukiModel,
+        "cnn_lstm": CnnLstm,
+        "attention_cnn_lstm": AttentionCnnLstm,
+        "encoder": SignalEncoder,
+        "resnet": SignalResNet,
     }
 )
 

@@ -11,7 +11,8 @@ from nucflow.io.atomic import atomic_path
 
 
 def plot_history(history: pd.DataFrame, monitor: str, path: str | os.PathLike[str]) -> None:
-    """Loss curves and the monitored validation metric per epoch, best epoch marked."""
+    """Loss curves and the monitored validation metric per epoch (with its training counterpart
+    when logged, e.g. train_accuracy for val_accuracy), best epoch marked."""
     figure = Figure(figsize=(9, 3.5))
     loss_axis, metric_axis = figure.subplots(1, 2)
     for column in ("train_loss", "val_loss"):
@@ -20,8 +21,13 @@ def plot_history(history: pd.DataFrame, monitor: str, path: str | os.PathLike[st
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("cross-entropy")
     loss_axis.legend()
+    train_metric = monitor.replace("val_", "train_", 1)
+    if train_metric != monitor and train_metric in history:
+        metric_axis.plot(history["epoch"], history[train_metric], marker="o", label=train_metric)
     if monitor in history:
-        metric_axis.plot(history["epoch"], history[monitor], marker="o", color="tab:green")
+        metric_axis.plot(
+            history["epoch"], history[monitor], marker="o", color="tab:green", label=monitor
+        )
         best = history[history["best"]]
         metric_axis.scatter(
             best["epoch"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -111,21 +112,25 @@ def fit_lightning(
     monitor: str,
     patience: int | None,
     gradient_clip: float | None = None,
+    stop_monitor: str | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> EpochHistory:
     """Train ``module``; keep each epoch's metrics and the best epoch's weights (by ``monitor``).
 
-    Early stopping after ``patience`` epochs without improvement (None: run every epoch).
+    Early stopping after ``patience`` epochs without improvement of ``stop_monitor`` (default:
+    ``monitor``; None patience: run every epoch). ``callbacks`` run after the history's.
     """
     history = EpochHistory(monitor)
-    callbacks: list[L.Callback] = [history]
+    all_callbacks: list[L.Callback] = [history, *callbacks]
     if patience is not None:
-        mode = "max" if monitor in MAXIMISED else "min"
-        callbacks.append(
-            L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
+        stop_on = stop_monitor or monitor
+        mode = "max" if stop_on in MAXIMISED else "min"
+        all_callbacks.append(
+            L.pytorch.callbacks.EarlyStopping(monitor=stop_on, mode=mode, patience=patience)
         )
     trainer = L.Trainer(
         max_epochs=epochs,
-        callbacks=callbacks,
+        callbacks=all_callbacks,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -146,15 +151,19 @@ def fit_lightning(
 
 
 def write_history(
-    history: EpochHistory, history_path: str | os.PathLike[str], plot_path: str | os.PathLike[str]
+    history: EpochHistory,
+    history_path: str | os.PathLike[str],
+    plot_path: str | os.PathLike[str],
+    plotted: str | None = None,
 ) -> pd.DataFrame:
-    """history.csv (one row per epoch; ``best`` marks the kept epoch) and its plot."""
+    """history.csv (one row per epoch; ``best`` marks the kept epoch) and its plot of the losses
+    and of ``plotted`` (default: the monitored metric)."""
     frame = pd.DataFrame(history.rows)
     frame["epoch"] = frame["epoch"].astype(int)
     frame["best"] = frame["epoch"] == history.best_epoch
     with atomic_path(history_path) as tmp:
         frame.to_csv(tmp, index=False)
-    plot_history(frame, history.monitor, plot_path)
+    plot_history(frame, plotted or history.monitor, plot_path)
     return frame
 
 

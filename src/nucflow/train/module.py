@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -28,7 +30,8 @@ class SupervisedModule(L.LightningModule):
     with ``random_shift`` each row moves 0 … random_shift positions towards its 3' end (both
     drawn from a generator seeded with ``seed``). Validation metrics are computed over the
     whole validation part each epoch: accuracy, macro-F1, AUROC, or MSE, Pearson r, Spearman ρ
-    (on the scaled labels).
+    (on the scaled labels). ``lr_scheduler`` builds a Lightning scheduler config for the
+    optimizer (None: constant learning rate).
     """
 
     def __init__(
@@ -43,8 +46,10 @@ class SupervisedModule(L.LightningModule):
         reading_frame: int | None = None,
         random_shift: int = 0,
         seed: int = 0,
+        lr_scheduler: Callable[[torch.optim.Optimizer], dict[str, Any] | None] | None = None,
     ) -> None:
         super().__init__()
+        self.lr_scheduler = lr_scheduler
         self.model = model
         self.task = task
         self.random_shift = random_shift
@@ -77,8 +82,14 @@ class SupervisedModule(L.LightningModule):
             inputs = random_reading_frame(inputs, self.reading_frame, self.generator)
         if self.random_shift:
             inputs = shift_rows(inputs, self.random_shift, self.generator)
-        loss = self.loss(self(inputs).float(), labels, *weights)
+        outputs = self(inputs).float()
+        loss = self.loss(outputs, labels, *weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels))
+        if self.task == "classification":
+            accuracy = (outputs.argmax(dim=1) == labels).float().mean()
+            self.log(
+                "train_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=len(labels)
+            )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
@@ -110,31 +121,47 @@ class SupervisedModule(L.LightningModule):
         for name in names:
             self.log(f"val_{name}", metrics[name])
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over all trainable parameters."""
-        return torch.optim.AdamW(
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        """AdamW over all trainable parameters, with the learning-rate schedule if any."""
+        optimizer = torch.optim.AdamW(
             (p for p in self.parameters() if p.requires_grad),
             lr=self.learning_rate,
             weight_decay=self.weight_decay,
             betas=self.betas,
         )
+        schedule = self.lr_scheduler(optimizer) if self.lr_scheduler else None
+        if schedule is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
 class EpochHistory(L.Callback):
-    """Record each epoch's logged metrics and keep a copy of the best epoch's weights."""
+    """Record each epoch's logged metrics and keep a copy of the best epoch's weights.
+
+    An epoch cut short before its validation (an interrupted run) is not recorded.
+    """
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
+        self._validated = False
         self.sign = 1.0 if monitor in MAXIMISED else -1.0
         self.rows: list[dict[str, float]] = []
         self.best_score = -math.inf
         self.best_epoch = -1
         self.best_state: dict[str, torch.Tensor] | None = None
 
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Note that this epoch has been validated."""
+        self._validated = not trainer.sanity_checking
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Runs after the epoch's validation: store its metrics, remember it if it is the best."""
+        if not self._validated:
+            return
+        self._validated = False
         row = {"epoch": float(trainer.current_epoch)}
         row.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.rows.append(row)
         score = self.sign * row.get(self.monitor, math.nan)
         if not np.isnan(score) and score > self.best_score:
