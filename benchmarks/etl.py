@@ -17,14 +17,18 @@ happens in a fresh subprocess, so its peak RSS (``VmHWM``) is its own:
   (parsing only: no balancing, splitting or writing). Run only on sizes up to
   ``--baseline-max-mb`` (default 500 MB), because it holds whole files in memory and is slow.
 
+Then the training throughput of each model family's default network at T = 500 (Adam steps
+on NaN-padded random batches through the real model code): on the CPU, and on the GPU in
+bf16 autocast when one is present (``train.<family>.{cpu,gpu}_samples_per_s``).
+
 Medians over ``--repeats`` (default 3, and 1 for sizes over 1000 MB). Progress goes to
-stderr; the figures are printed last on stdout as ``key: value`` lines:
+stderr; the figures are printed last on stdout as ``key: value`` lines, ending with:
 
 * ``etl.mb_per_s``: nucflow MB/s at the largest size;
 * ``etl.speedup``: nucflow MB/s / baseline MB/s at the smallest size (200 MB by default);
 * ``etl.rss_ratio``: nucflow peak RSS at the largest size / at the smallest size;
-* extras: ``etl.baseline_mb_per_s``, ``etl.mb_per_s_<size>``, ``etl.peak_rss_mb_<size>``,
-  ``etl.baseline_peak_rss_mb_<size>``.
+* before them: ``train.<family>.*``, ``etl.baseline_mb_per_s``, ``etl.mb_per_s_<size>``,
+  ``etl.peak_rss_mb_<size>``, ``etl.baseline_peak_rss_mb_<size>``.
 """
 
 from __future__ import annotations
@@ -156,6 +160,64 @@ def run_child(kind: str, csv_dir: Path, out_dir: Path) -> dict[str, float]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _training_rate(model, x, y, learning_rate: float, steps: int, repeats: int) -> float:
+    """Median samples/s of ``steps`` Adam steps of ``model`` on one batch (x, y)."""
+    import torch
+
+    device = x.device.type
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    step()
+    timings = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - started)
+    return steps * len(y) / statistics.median(timings)
+
+
+def training_throughput(
+    device: str, batch_size: int, steps: int, repeats: int, target_length: int = 500
+) -> dict[str, float]:
+    """Training samples/s (median of ``repeats``) of each model family's default network:
+    Adam steps on NaN-padded random signal, bf16 autocast on a GPU."""
+    import torch
+
+    from nucflow.models import build_model
+    from nucflow.models.signal import SIGNAL_ARCHITECTURES
+    from nucflow.models.signal_search import default_hyperparameters
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, target_length, generator=generator)
+    x[:, :50] = float("nan")  # symmetric padding, as the ETL writes it
+    x[:, -50:] = float("nan")
+    y = torch.randint(0, 4, (batch_size,), generator=generator)
+    x, y = x.to(device), y.to(device)
+    rates = {}
+    for family in SIGNAL_ARCHITECTURES:
+        settings = default_hyperparameters(family, target_length)
+        learning_rate = settings.pop("learning_rate")
+        model = build_model(family, target_length=target_length, n_classes=4, **settings)
+        model.to(device).train()
+        rates[family] = _training_rate(model, x, y, learning_rate, steps, repeats)
+        log(f"training {family} on {device}: {rates[family]:.0f} samples/s (batch {batch_size})")
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, generate data, run the measurements, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -164,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-max-mb", type=float, default=500.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-steps", type=int, default=5, help="0: skip training figures")
+    parser.add_argument("--train-batch", type=int, default=64, help="CPU batch (GPU: ×16)")
     parser.add_argument(
         "--child", nargs=3, metavar=("KIND", "CSV_DIR", "OUT_DIR"), help=argparse.SUPPRESS
     )
@@ -230,19 +294,34 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
+    if args.train_steps:
+        import torch
+
+        threads = torch.get_num_threads()
+        for family, rate in training_throughput(
+            "cpu", args.train_batch, args.train_steps, args.repeats
+        ).items():
+            figures[f"train.{family}.cpu_samples_per_s"] = rate
+        log(f"(CPU training figures with {threads} threads)")
+        if torch.cuda.is_available():
+            for family, rate in training_throughput(
+                "cuda", args.train_batch * 16, args.train_steps * 4, args.repeats
+            ).items():
+                figures[f"train.{family}.gpu_samples_per_s"] = rate
+
     largest, smallest = sizes[-1], sizes[0]
     base_size = min(baseline) if baseline else None
-    print(f"etl.mb_per_s: {speeds[largest]:.1f}")
+    for key, value in figures.items():
+        print(f"{key}: {value:.1f}")
     if base_size is not None:
         log(f"speedup computed at {base_size:g} MB (baseline sizes: {sorted(baseline)})")
-        print(f"etl.speedup: {speeds[base_size] / baseline[base_size]:.1f}")
         print(f"etl.baseline_mb_per_s: {baseline[base_size]:.1f}")
     else:
         log("no baseline run (every size is above --baseline-max-mb): speedup unknown")
-        print("etl.speedup: nan")
+    print(f"etl.mb_per_s: {speeds[largest]:.1f}")
+    speedup = speeds[base_size] / baseline[base_size] if base_size is not None else float("nan")
+    print(f"etl.speedup: {speedup:.1f}")
     print(f"etl.rss_ratio: {rss[largest] / rss[smallest]:.2f}")
-    for key, value in figures.items():
-        print(f"{key}: {value:.1f}")
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +220,78 @@ def test_saluki_tracks_cli(tmp_path):
     )
     _assert_failed_cleanly(result, tmp_path / "nothing", "chr9")
     assert not (tmp_path / "none.tsv").exists()
+
+
+def _signal_config(tmp_path, paths: list[Path], **etl) -> str:
+    config = {
+        "experiments": {
+            "e": {
+                "kind": "signal",
+                "data": {"paths": [str(p) for p in paths], "classes": {"0": "a", "1": "b"}},
+                "etl": {"target_length": 16, **etl},
+            }
+        }
+    }
+    path = tmp_path / "signal.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def _signal_csv(path: Path, rows: list[str], header: str = "read_id,cap_class,timeseries") -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+GOOD_A = [f'a{i},0,"{",".join(["0.5"] * (10 + i))}"' for i in range(6)]
+GOOD_B = [f'b{i},1,"{",".join(["-0.5"] * (12 + i))}"' for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("header", "bad_row", "expected"),
+    [
+        ("read_id,class,timeseries", None, "header"),
+        (None, 'b9,1,"0.1,x,0.3"', r"line 8 \(read b9\).*'x'"),
+        (None, 'b9,1,""', r"line 8 \(read b9\).*empty"),
+        (None, 'b9,1,"0.1,nan,0.3"', r"line 8 \(read b9\).*(NaN|finite)"),
+        (None, 'b9,1,"0.1,inf"', r"line 8 \(read b9\).*(inf|finite)"),
+        (None, 'b9,0,"0.1,0.2"', r"line 8 \(read b9\).*(mix|class)"),
+        (None, 'b9,7,"0.1,0.2"', r"line 8 \(read b9\).*7"),
+    ],
+)
+def test_bad_signal_csv(tmp_path, header, bad_row, expected):
+    a = _signal_csv(tmp_path / "a.csv", GOOD_A)
+    rows = GOOD_B + ([bad_row] if bad_row else [])
+    b = _signal_csv(tmp_path / "b.csv", rows, *([header] if header else []))
+    out = tmp_path / "etl"
+    config = _signal_config(tmp_path, [a, b])
+    result = _nucflow(
+        "--log", str(tmp_path / "log"), "signal-etl", "--config", config, "--experiment", "e",
+        "--schema", str(SCHEMA), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nucflow: error: ")
+    assert "b.csv" in lines[0]
+    assert re.search(expected, lines[0]), lines[0]
+    assert not out.exists()
+
+
+def test_signal_class_without_reads_and_oversized_examples_per_class(tmp_path):
+    a = _signal_csv(tmp_path / "a.csv", GOOD_A)
+    result = _experiment_step(
+        "signal-etl", _signal_config(tmp_path, [a]), "--out", str(tmp_path / "etl")
+    )
+    assert result.returncode == 1
+    assert re.search(r"class .*b.* no reads", result.stderr), result.stderr
+    assert not (tmp_path / "etl").exists()
+    b = _signal_csv(tmp_path / "b.csv", GOOD_B[:4])
+    config = _signal_config(tmp_path, [a, b], examples_per_class=50)
+    log = tmp_path / "etl.log"
+    result = _nucflow(
+        "--log", str(log), "signal-etl", "--config", config, "--experiment", "e",
+        "--schema", str(SCHEMA), "--out", str(tmp_path / "etl"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "examples_per_class=50 is larger than the smallest class" in log.read_text()
+    manifest = json.loads((tmp_path / "etl" / "manifest.json").read_text())
+    assert manifest["examples_per_class"] == 4
