@@ -17,6 +17,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/sequence.smk"
 include: "workflow/rules/interpret.smk"
 include: "workflow/rules/signal.smk"
+include: "workflow/rules/tracks.smk"
 
 
 rule all:

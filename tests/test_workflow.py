@@ -22,12 +22,13 @@ EXP = "lncrna_cnn"
 CSE = "lncrna_cse_bert"
 SALUKI = "saluki_regression"
 SIGNAL = "capfinder_signals"  # run as configured by tests/test_signal_workflow.py
+TRACKS = "maxatac_tracks"  # run as configured by tests/test_tracks_workflow.py
 
 
 def _tiny_config(**splits) -> dict:
     """The demo config at tiny size: fewer and shorter transcripts, fewer epochs."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    del config["experiments"][SIGNAL]
+    del config["experiments"][SIGNAL], config["experiments"][TRACKS]
     config["simulate"] = {
         "datasets": [],
         "regression": {"n_sequences": 600, "min_length": 150, "max_length": 400},

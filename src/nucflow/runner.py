@@ -29,7 +29,7 @@ def configure_logging(log_path: str | os.PathLike[str] | None = None) -> None:
 
 
 def run_logged(
-    log_path: str | os.PathLike[str] | None, step: Callable[..., Any], **arguments: Any
+    log_path: str | os.PathLike[str] | None, step: Callable[..., Any], /, **arguments: Any
 ) -> int:
     """Run ``step(**arguments)`` with logging set up; return a process exit status.
 

@@ -1,4 +1,5 @@
 # Config validation (before the DAG is built), config lookups and input functions.
+from pathlib import Path
 from types import SimpleNamespace
 
 from nucflow.config import load_schema, validate_config
@@ -10,6 +11,7 @@ from nucflow.data.splits import fold_names
 from nucflow.errors import InputError
 from nucflow.data.table_data import interpretation_input, prediction_table_format
 from nucflow.io.signal_csv import signal_csv_files
+from nucflow.io.track_meta import read_meta
 
 
 validate_config(
@@ -204,12 +206,68 @@ def signal_targets(exp):
     ]
 
 
+def tracks_data(wildcards):
+    """The meta table and genome files of a `kind: tracks` experiment (and what the meta names,
+    once it exists)."""
+    data = experiment(wildcards)["data"]
+    inputs = {"meta": data["meta"], "genome": data["genome"]}
+    for key in ("blacklist", "chrom_sizes"):
+        if data[key]:
+            inputs[key] = data[key]
+    if Path(data["meta"]).is_file():
+        samples = read_meta(data["meta"])
+        inputs["tracks"] = sorted(
+            {str(path) for s in samples for path in (s.atac, s.binding, s.atac_peaks, s.chip_peaks)}
+        )
+    return inputs
+
+
+def test_samples(exp):
+    """The Test cell lines of a tracks experiment's meta table (after the pools checkpoint)."""
+    checkpoints.tracks_pools.get(exp=exp)
+    samples = read_meta(EXPERIMENTS[exp]["data"]["meta"])
+    return {s.cell_line: s for s in samples if s.split == "Test"}
+
+
+def tracks_prediction_signal(wildcards):
+    """The ATAC bigWig predicted as `name`: a predict input, or a Test cell line's track."""
+    inputs = experiment(wildcards)["predict"]["inputs"]
+    if wildcards.name in inputs:
+        return inputs[wildcards.name]
+    samples = test_samples(wildcards.exp)
+    if wildcards.name not in samples:
+        raise InputError(
+            f"config: experiments.{wildcards.exp}: '{wildcards.name}' is neither a predict input "
+            f"nor a Test cell line of the meta table (Test: {', '.join(samples) or 'none'})"
+        )
+    return str(samples[wildcards.name].atac)
+
+
+def tracks_gold_standard(wildcards):
+    """The Binding_File of a Test cell line."""
+    return str(test_samples(wildcards.exp)[wildcards.name].binding)
+
+
+def tracks_benchmarks(wildcards):
+    """Benchmark summaries of every Test cell line and the predictions of every input."""
+    exp = wildcards.exp
+    return expand(
+        f"{RESULTS}/{exp}/benchmark/{{name}}/summary.tsv", name=test_samples(exp)
+    ) + expand(
+        f"{RESULTS}/{exp}/predict/{{name}}/prediction.bw",
+        name=EXPERIMENTS[exp]["predict"]["inputs"],
+    )
+
+
 def all_targets():
     """Every experiment's metrics and predictions, and the simulated datasets asked for."""
     targets = [f for dataset in config["simulate"]["datasets"] for f in simulated_files(dataset)]
     for exp, settings in EXPERIMENTS.items():
         if settings["kind"] == "signal":
             targets += signal_targets(exp)
+            continue
+        if settings["kind"] == "tracks":
+            targets.append(f"{RESULTS}/{exp}/benchmark.tsv")
             continue
         targets.append(f"{RESULTS}/{exp}/metrics.csv")
         if settings["task"] == "regression":

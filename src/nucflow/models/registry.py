@@ -11,6 +11,7 @@ from torch import nn
 from nucflow.errors import InputError
 from nucflow.models.bert import BertClassifier, BertMaskedLM
 from nucflow.models.cnn import CNNClassifier
+from nucflow.models.dcnn import DCNN
 from nucflow.models.saluki import SalukiModel
 from nucflow.models.signal import AttentionCnnLstm, CnnLstm, SignalEncoder, SignalResNet
 
@@ -24,6 +25,7 @@ ARCHITECTURES: Mapping[str, type[nn.Module]] = MappingProxyType(
         "attention_cnn_lstm": AttentionCnnLstm,
         "encoder": SignalEncoder,
         "resnet": SignalResNet,
+        "dcnn": DCNN,
     }
 )
 

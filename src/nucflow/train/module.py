@@ -17,7 +17,7 @@ from nucflow.train.masking import random_reading_frame
 from nucflow.train.metrics import classification_metrics, regression_metrics
 
 MAXIMISED = frozenset(
-    {"val_accuracy", "val_macro_f1", "val_auroc", "val_pearson_r", "val_spearman_rho"}
+    {"val_accuracy", "val_macro_f1", "val_auroc", "val_pearson_r", "val_spearman_rho", "val_dice"}
 )
 
 
