@@ -33,7 +33,6 @@ Medians over ``--repeats``. Progress goes to stderr; the figures are printed las
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -188,18 +187,70 @@ def check_same(loader: WindowLoader, tracks: Tracks, rng: np.random.Generator) -
             raise AssertionError(f"fast and baseline (vectorised={vectorised}) loaders disagree")
 
 
-def measure_predict_peak_rss_mb(workdir: Path, tracks: Tracks) -> float | None:
-    """PLACE FOR THE LATER ``predict.peak_rss_mb`` MEASUREMENT.
+def write_long_chromosome(directory: Path, length: int, seed: int) -> tuple[Path, Path]:
+    """A one-chromosome genome (``chrL``, random bases) and an ATAC-like bigWig over it
+    (a value every 50 bp), written without holding a per-base signal array."""
+    from nucflow.io.twobit import write_2bit
 
-    Returns None while no measurement exists. ``predict.peak_rss_mb: nan`` is printed only
-    when ``nucflow.tracks_predict`` does not exist; when it exists and this returns None the
-    key is left out. To do: run its prediction on ``tracks`` in a fresh subprocess that
-    reports its peak RSS (VmHWM), and return that in MB.
-    """
-    if importlib.util.find_spec("nucflow.tracks_predict") is None:
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    genome, signal = directory / "long.2bit", directory / "long.bw"
+    write_2bit(
+        genome, {"chrL": rng.choice(np.frombuffer(b"ACGT", "S1"), length).tobytes().decode()}
+    )
+    with pyBigWig.open(str(signal), "w") as bigwig:
+        bigwig.addHeader([("chrL", length)], maxZooms=4)
+        values = rng.gamma(0.3, 0.2, size=length // 50).astype(np.float64)
+        bigwig.addEntries("chrL", 0, values=values, span=50, step=50)
+    return genome, signal
+
+
+def predict_child(directory: Path, length: int) -> None:
+    """Predict over the long chromosome with nucflow's streaming predictor and print the peak
+    RSS. The network is replaced by a per-bin mean of the ATAC channel of the real model input
+    (built by the window loader), so the run measures tiling, loading, averaging and writing,
+    not the DCNN's arithmetic (its weights are 0.5 MB)."""
+    from nucflow.tracks_predict import predict_bigwig
+
+    genome, signal = directory / "long.2bit", directory / "long.bw"
+    loader = WindowLoader(directory / "cache", genome, {"chrL": length})
+    out = np.empty((1024, WIDTH, 5), np.float32)
+
+    def predict(chrom: str, starts: np.ndarray) -> np.ndarray:
+        inputs = model_input(
+            loader.codes(chrom, starts), loader.signal(signal, chrom, starts), out[: len(starts)]
+        )
+        return np.clip(inputs[..., 4].reshape(len(starts), 32, 32).mean(axis=2), 0.0, 1.0)
+
+    begin = time.perf_counter()
+    predict_bigwig(predict, {"chrL": length}, ["chrL"], directory / "pred.bw", batch_size=1024)
+    seconds = time.perf_counter() - begin
+    with open("/proc/self/status") as status:
+        hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    print(f"{hwm / 1024:.1f} {seconds:.1f}")
+
+
+def measure_predict_peak_rss_mb(workdir: Path, length_mb: float, seed: int) -> float | None:
+    """Peak RSS (MB) of a fresh process predicting a ``length_mb``-Mb chromosome (window
+    caches built in that process too); None when ``length_mb`` is 0."""
+    import subprocess
+
+    if length_mb <= 0:
         return None
-    log("nucflow.tracks_predict exists but its peak-RSS measurement is not written yet")
-    return None  # TODO(predict): measure the predict command's peak RSS here
+    length = int(length_mb * 1e6)
+    directory = workdir / "long"
+    begin = time.perf_counter()
+    write_long_chromosome(directory, length, seed)
+    log(f"predict: wrote a {length:,}-bp chromosome in {time.perf_counter() - begin:.1f} s")
+    result = subprocess.run(
+        [sys.executable, "-P", __file__, "--predict-child", str(directory), str(length)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rss, seconds = map(float, result.stdout.split())
+    log(f"predict: {length:,} bp in {seconds:.1f} s (caches included), peak RSS {rss:.0f} MB")
+    return rss
 
 
 def timed(function, repeats: int) -> list[float]:
@@ -266,13 +317,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
         log(f"baseline {label}: {n_base} windows in {seconds:.3f} s = {rates[label]:,.0f}/s")
     base_rate = rates["maxATAC-style"]
 
-    rss = measure_predict_peak_rss_mb(workdir, tracks)
+    rss = measure_predict_peak_rss_mb(workdir, args.predict_mb, args.seed)
     figures["windows.batch_ms"] = f"{fast_s / n_batches * 1000:.2f}"
     figures["windows.baseline_per_s"] = f"{base_rate:.1f}"
     figures["windows.baseline_vectorised_per_s"] = f"{rates['vectorised']:.1f}"
     figures["windows.speedup_vs_vectorised"] = f"{fast_rate / rates['vectorised']:.1f}"
-    if rss is not None or importlib.util.find_spec("nucflow.tracks_predict") is None:
-        figures["predict.peak_rss_mb"] = "nan" if rss is None else f"{rss:.1f}"
+    figures["predict.peak_rss_mb"] = "nan" if rss is None else f"{rss:.1f}"
     figures["windows.per_s"] = f"{fast_rate:.0f}"
     figures["windows.speedup"] = f"{fast_rate / base_rate:.1f}"
     return figures
@@ -286,7 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
+    parser.add_argument(
+        "--predict-mb", type=float, default=250.0, help="chromosome for predict RSS (0: skip)"
+    )
+    parser.add_argument("--predict-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.predict_child:
+        predict_child(Path(args.predict_child[0]), int(args.predict_child[1]))
+        return 0
     if args.windows < 1 or args.baseline_windows < 1 or args.repeats < 1:
         parser.error("--windows, --baseline-windows and --repeats must be >= 1")
     if args.workdir is not None:

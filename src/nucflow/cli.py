@@ -332,6 +332,115 @@ def cmd_signal_predict(args: argparse.Namespace) -> None:
     )
 
 
+def _tracks_experiment(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Validated config and one of its `kind: tracks` experiments."""
+    config, experiment = _experiment(args.config, args.schema, args.experiment)
+    if experiment["kind"] != "tracks":
+        raise InputError(f"{args.config}: experiment '{args.experiment}' is not kind: tracks")
+    return config, experiment
+
+
+def cmd_tracks_pools(args: argparse.Namespace) -> None:
+    """ROI pools of a tracks experiment's Train cell lines."""
+    from nucflow.tracks_steps import build_pools
+
+    _, experiment = _tracks_experiment(args)
+    data, out = experiment["data"], Path(args.out)
+    build_pools(
+        data["meta"],
+        data["genome"],
+        out / "train.tsv",
+        out / "valid.tsv",
+        out / "counts.tsv",
+        rois=experiment["rois"],
+        blacklist=data["blacklist"],
+        chrom_sizes=data["chrom_sizes"],
+    )
+
+
+def cmd_tracks_train(args: argparse.Namespace) -> None:
+    """Train DCNN_V2 on a tracks experiment's pools."""
+    from nucflow.tracks_steps import train_tracks_model
+
+    config, experiment = _tracks_experiment(args)
+    data, pools, out = experiment["data"], Path(args.pools), Path(args.out)
+    train_tracks_model(
+        data["meta"],
+        data["genome"],
+        pools / "train.tsv",
+        pools / "valid.tsv",
+        args.cache,
+        out / "model",
+        out / "history.csv",
+        out / "history.png",
+        rois=experiment["rois"],
+        training=experiment["training"],
+        seed=config["seed"],
+        blacklist=data["blacklist"],
+        chrom_sizes=data["chrom_sizes"],
+        missing=data["missing_chromosomes"],
+        threads=args.threads,
+    )
+
+
+def cmd_tracks_predict(args: argparse.Namespace) -> None:
+    """Predict binding from an ATAC bigWig: a bigWig of 32-bp bins and peaks."""
+    from nucflow.tracks_steps import predict_tracks
+
+    predict_tracks(
+        args.model,
+        args.genome,
+        args.signal,
+        args.cache,
+        args.out,
+        args.peaks,
+        chroms=args.chroms,
+        step=args.step,
+        batch_size=args.batch_size,
+        reverse_complement_average=args.reverse_complement,
+        threshold=args.threshold,
+        chrom_sizes=args.chrom_sizes,
+        missing=args.missing_chromosomes,
+        threads=args.threads,
+    )
+
+
+def cmd_tracks_benchmark(args: argparse.Namespace) -> None:
+    """Precision–recall of a prediction bigWig against a gold-standard bigWig."""
+    from nucflow.tracks_steps import benchmark_prediction
+
+    benchmark_prediction(
+        args.prediction,
+        args.gold,
+        args.summary,
+        args.plot,
+        chroms=args.chroms,
+        bin_size=args.bin_size,
+        blacklist=args.blacklist,
+    )
+
+
+def cmd_normalize(args: argparse.Namespace) -> None:
+    """Normalise a signal bigWig (min-max with a percentile, z-score or arcsinh)."""
+    from nucflow.data.normalize import normalize_signal
+    from nucflow.tracks_steps import blacklist_table, genome_sizes
+
+    if not (args.genome or args.chrom_sizes):
+        raise InputError("normalize: give --genome or --chrom-sizes (chromosome lengths)")
+    sizes = genome_sizes(args.genome, args.chrom_sizes)
+    normalize_signal(
+        args.signal,
+        args.out,
+        chrom_sizes=sizes,
+        chroms=args.chroms,
+        blacklist=blacklist_table(args.blacklist) if args.blacklist else None,
+        method=args.method,
+        max_percentile=args.max_percentile,
+        clip=args.clip,
+        stats_path=args.stats,
+    )
+
+
 def cmd_embed(args: argparse.Namespace) -> None:
     """Per-sequence embeddings of a FASTA file."""
     from nucflow.predict import embed_fasta
@@ -524,6 +633,52 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--metrics", help="also write metrics over the labelled reads here")
     sub.add_argument("--unknown-label", type=int, default=-99)
     sub.add_argument("--batch-size", type=int, default=128)
+
+    sub = step("tracks-pools", cmd_tracks_pools, "ROI pools of a tracks experiment", True)
+    sub.add_argument("--out", required=True, help="directory: train.tsv, valid.tsv, counts.tsv")
+
+    sub = step("tracks-train", cmd_tracks_train, "train DCNN_V2 on the ROI pools", True)
+    sub.add_argument("--pools", required=True, help="directory written by tracks-pools")
+    sub.add_argument("--cache", required=True, help="window-cache directory (reused)")
+    sub.add_argument("--out", required=True, help="directory: model/, history.csv/.png")
+    sub.add_argument("--threads", type=int, default=1)
+
+    sub = step("tracks-predict", cmd_tracks_predict, "binding bigWig + peaks from ATAC")
+    sub.add_argument("--model", required=True, help="model directory")
+    sub.add_argument("--genome", required=True, help=".2bit genome")
+    sub.add_argument("--signal", required=True, help="ATAC bigWig")
+    sub.add_argument("--cache", required=True, help="window-cache directory (reused)")
+    sub.add_argument("--out", required=True, help="output bigWig")
+    sub.add_argument("--peaks", required=True, help="output peaks BED")
+    sub.add_argument("--chroms", nargs="+", default=["chr1", "chr8"])
+    sub.add_argument("--chrom-sizes", help="chromosome sizes (default: from the 2bit)")
+    sub.add_argument("--step", type=int, default=256)
+    sub.add_argument("--batch-size", type=int, default=256)
+    sub.add_argument("--reverse-complement", action="store_true", help="average both strands")
+    sub.add_argument("--threshold", type=float, default=0.5, help="peak threshold")
+    sub.add_argument("--missing-chromosomes", choices=("error", "zero"), default="error")
+    sub.add_argument("--threads", type=int, default=1)
+
+    sub = step("tracks-benchmark", cmd_tracks_benchmark, "AUPR against a gold standard")
+    sub.add_argument("--prediction", required=True, help="prediction bigWig")
+    sub.add_argument("--gold", required=True, help="binary gold-standard bigWig")
+    sub.add_argument("--summary", required=True, help="output summary TSV")
+    sub.add_argument("--plot", required=True, help="output PR-curve PNG")
+    sub.add_argument("--chroms", nargs="+", default=["chr1"])
+    sub.add_argument("--bin-size", type=int, default=200)
+    sub.add_argument("--blacklist", help="blacklist BED")
+
+    sub = step("normalize", cmd_normalize, "normalise a signal bigWig (maxATAC normalize)")
+    sub.add_argument("--signal", required=True, help="input bigWig")
+    sub.add_argument("--out", required=True, help="output bigWig")
+    sub.add_argument("--genome", help=".2bit genome (chromosome sizes)")
+    sub.add_argument("--chrom-sizes", help="chromosome sizes file")
+    sub.add_argument("--chroms", nargs="+", required=True)
+    sub.add_argument("--blacklist", help="blacklist BED (positions set to 0, not counted)")
+    sub.add_argument("--method", choices=("min-max", "zscore", "arcsinh"), default="min-max")
+    sub.add_argument("--max-percentile", type=float, default=99.0)
+    sub.add_argument("--clip", action="store_true", help="clip min-max values to [0, 1]")
+    sub.add_argument("--stats", help="also write the statistics JSON here")
 
     sub = step("embed", cmd_embed, "per-sequence mean embeddings of a FASTA (CSV: id, L0…)")
     sub.add_argument("--model", required=True, help="model directory")

@@ -10,8 +10,9 @@ three passes over the chosen chromosomes:
    order-preserving 32-bit key of each float32 value (genome-wide and per chromosome).
 2. For the bins that hold the wanted order statistics (the two neighbours of the percentile
    rank and the per-chromosome medians), a histogram of the low 16 bits: this pins down each
-   order statistic EXACTLY (radix selection), so the percentile equals ``np.percentile``
-   (linear interpolation) over the same values, up to float64 rounding of the final lerp.
+   order statistic EXACTLY (radix selection); the interpolation then repeats numpy's float64
+   steps, so the percentile equals ``np.percentile`` (default linear method) of the same
+   values as float64, bit for bit, and each median equals ``np.median``.
 3. Transform and write the output bigWig chunk by chunk, atomically.
 
 Peak memory is a few chunk-sized arrays plus one 512 KB histogram per chromosome.
@@ -33,7 +34,7 @@ import pyBigWig
 
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path, write_text_atomic
-from nucflow.io.track_meta import check_chromosome_names
+from nucflow.io.track_meta import check_chromosome_names, toggle_chr
 from nucflow.io.tracks import value_runs
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,14 @@ def _blacklist_by_chrom(
     if missing:
         raise InputError(f"blacklist table lacks column(s) {', '.join(missing)}")
     wanted = set(chroms)
+    named = {str(c) for c in pd.unique(blacklist["chrom"])}
+    if named and not named & wanted:
+        twins = sorted(c for c in named if toggle_chr(c) in wanted)
+        if twins:
+            raise InputError(
+                f"blacklist: chromosome {toggle_chr(twins[0])!r} not found; the blacklist names "
+                f"chromosomes like {twins[0]!r} (naming mismatch between files)"
+            )
     result: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for chrom, group in blacklist.groupby("chrom", sort=False):
         if chrom not in wanted:
@@ -273,7 +282,8 @@ def normalize_signal(
     """
     source = Path(bigwig_path)
     wanted = _check_args(method, max_percentile, chroms, chrom_sizes)
-    if int(chunk_bases) <= 0:
+    chunk = int(chunk_bases)
+    if chunk <= 0:
         raise InputError(f"chunk_bases {chunk_bases!r}; expected a positive integer")
     sizes = {chrom: int(chrom_sizes[chrom]) for chrom in wanted}
     masks = _blacklist_by_chrom(blacklist, wanted)
@@ -287,7 +297,7 @@ def normalize_signal(
                     f"{source}: chromosome {chrom!r} has {header[chrom]} bp in the bigWig but "
                     f"{size} bp in the chromosome sizes; expected the same genome build"
                 )
-        stats = _statistics(bigwig, source, sizes, masks, max_percentile, int(chunk_bases))
+        stats = _statistics(bigwig, source, sizes, masks, max_percentile, chunk)
         low, high = _scale(stats, method, min_value, max_value, source)
         stats.update(
             {
@@ -300,7 +310,7 @@ def normalize_signal(
                 "max": high,
             }
         )
-        _write(bigwig, Path(out_path), sizes, masks, method, low, high, stats, clip, chunk_bases)
+        _write(bigwig, Path(out_path), sizes, masks, method, low, high, stats, clip, chunk)
     finally:
         bigwig.close()
     if stats_path is not None:
