@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -P benchmarks/bert.py
 	$(BIN)/python -P benchmarks/saluki.py
 	$(BIN)/python -P benchmarks/etl.py
+	$(BIN)/python -P benchmarks/windows.py
 	$(BIN)/python -P benchmarks/loo.py
 	$(BIN)/python -P benchmarks/demo.py
 

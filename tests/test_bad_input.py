@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, write_fasta
@@ -295,3 +296,58 @@ def test_signal_class_without_reads_and_oversized_examples_per_class(tmp_path):
     assert "examples_per_class=50 is larger than the smallest class" in log.read_text()
     manifest = json.loads((tmp_path / "etl" / "manifest.json").read_text())
     assert manifest["examples_per_class"] == 4
+
+
+@pytest.fixture(scope="module")
+def mini_genome(tmp_path_factory) -> Path:
+    """A small simulated genome with its maxATAC meta table."""
+    from nucflow.data.simulate import simulate_genome
+
+    out = tmp_path_factory.mktemp("genome")
+    simulate_genome(out, chromosome_lengths={"chr1": 60_000, "chr2": 40_000})
+    return out
+
+
+def _tracks_pools(tmp_path, genome: Path, meta: Path) -> subprocess.CompletedProcess:
+    config = {
+        "experiments": {
+            "e": {
+                "kind": "tracks",
+                "data": {"meta": str(meta), "genome": str(genome / "genome.2bit")},
+                "rois": {"tchroms": ["chr1"], "vchroms": ["chr2"]},
+            }
+        }
+    }
+    path = tmp_path / "tracks.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return _nucflow(
+        "--log", str(tmp_path / "log"), "tracks-pools", "--config", str(path),
+        "--experiment", "e", "--schema", str(SCHEMA), "--out", str(tmp_path / "pools"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.replace("Train_Test_Label", "Split"), r"Train_Test_Label"),
+        (lambda t: t.replace("\tTest\n", "\ttest\n"), r"line 4.*'test'.*Train.*Test"),
+        (lambda t: t.replace("CL2_atac.bw", "missing.bw"), r"missing\.bw"),
+    ],
+)
+def test_bad_tracks_meta(tmp_path, mini_genome, edit, expected):
+    meta = mini_genome / "bad_meta.tsv"
+    meta.write_text(edit((mini_genome / "meta.tsv").read_text()))
+    result = _tracks_pools(tmp_path, mini_genome, meta)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nucflow: error: ")
+    assert "bad_meta.tsv" in lines[0] and re.search(expected, lines[0]), lines[0]
+    assert not (tmp_path / "pools").exists()
+
+
+def test_tracks_pools_cli(tmp_path, mini_genome):
+    result = _tracks_pools(tmp_path, mini_genome, mini_genome / "meta.tsv")
+    assert result.returncode == 0, result.stderr
+    counts = pd.read_csv(tmp_path / "pools" / "counts.tsv", sep="\t")
+    assert set(counts["pool"]) == {"train", "valid"}
+    assert "CL3" not in set(counts["cell_line"])  # the Test cell line contributes no ROI
