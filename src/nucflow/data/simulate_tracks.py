@@ -23,6 +23,7 @@ import pandas as pd
 from nucflow.data.simulate_util import BASES, check_dna, occurrences, reverse_complement
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path
+from nucflow.io.track_meta import META_COLUMNS
 from nucflow.io.tracks import write_bed, write_bigwig, write_chrom_sizes, write_narrowpeak
 from nucflow.io.twobit import write_2bit
 
@@ -32,15 +33,6 @@ DEFAULT_CHROMOSOME_LENGTHS: Mapping[str, int] = MappingProxyType(
     {"chr1": 300_000, "chr2": 200_000, "chr3": 150_000}
 )
 SIM_TF = "SIM_AP1"
-META_COLUMNS = (
-    "Cell_Line",
-    "TF",
-    "ATAC_Signal_File",
-    "Binding_File",
-    "ATAC_Peaks",
-    "CHIP_Peaks",
-    "Train_Test_Label",
-)
 MIN_CHROMOSOME_LENGTH = 20_000
 _TILE = 1500
 _ATAC_BIN = 10
