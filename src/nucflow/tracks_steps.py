@@ -36,6 +36,8 @@ from nucflow.train.tracks_fit import LOSS_OUTPUTS, fit_tracks, save_track_model
 
 log = logging.getLogger(__name__)
 
+RELEASE_EVERY = 64  # prediction batches between releases of the window caches' pages
+
 
 def genome_sizes(genome: str | os.PathLike[str], chrom_sizes: str | None) -> dict[str, int]:
     """Chromosome sizes from ``chrom_sizes`` when given, else from the 2bit's header."""
@@ -290,7 +292,11 @@ def predict_tracks(
             raw = model(torch.from_numpy(inputs).to(device))
         return raw_to_predictions(raw.float(), model.output).cpu().numpy()
 
+    calls = iter(range(1, 2**62))
+
     def predict(chrom: str, starts: np.ndarray) -> np.ndarray:
+        if next(calls) % RELEASE_EVERY == 0:
+            loader.release()  # keep resident memory bounded along long chromosomes
         inputs = model_input(loader.codes(chrom, starts), loader.signal(signal, chrom, starts))
         forward = scores(inputs)
         if not reverse_complement_average:

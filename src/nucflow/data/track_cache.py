@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -200,6 +201,7 @@ class _Source:
                     values[nan] = 0.0
                     nan_count += count
                 out[start:end] = values
+            _written(out)
         return nan_count
 
     def close(self) -> None:
@@ -219,6 +221,15 @@ def _read_manifest(path: Path, ident: Mapping[str, Any]) -> dict[str, int] | Non
         return None
     chroms = manifest.get("chroms")
     return {str(k): int(v) for k, v in chroms.items()} if isinstance(chroms, dict) else None
+
+
+def _written(array: np.ndarray) -> None:
+    """Write a memmap's dirty pages to its file and drop them from resident memory, so that
+    converting a long chromosome needs no more memory than one chunk."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.flush()
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 @contextmanager
@@ -437,6 +448,14 @@ class WindowLoader:
             array = np.load(paths[chrom], mmap_mode="r")
             self._signals[key] = array
         return array
+
+    def release(self) -> None:
+        """Drop the pages of every open cache from this process's resident memory (they are
+        re-read from the file when needed): lets a long sweep such as prediction stay bounded."""
+        for array in (*self._codes.values(), *self._signals.values()):
+            mapping = getattr(array, "_mmap", None)
+            if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+                mapping.madvise(mmap.MADV_DONTNEED)
 
     def codes(self, chrom: str, starts: np.ndarray, width: int = 1024) -> np.ndarray:
         """Base codes of windows ``[start, start + width)``: uint8 ``(len(starts), width)``.
