@@ -14,22 +14,11 @@ from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, log_loss
 
 from nucflow.data.signal_etl import load_etl, read_signals_for_prediction
-from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path, write_text_atomic
 from nucflow.models.files import ModelConfig, load_model
 from nucflow.predict import model_predictions, task_metrics
 
 log = logging.getLogger(__name__)
-
-
-def load_signal_model(model_dir: str | os.PathLike[str]) -> tuple[Any, ModelConfig]:
-    """A model directory written by signal training (InputError for any other model)."""
-    model, config = load_model(model_dir)
-    if config.tokenizer.get("method") != "signal":
-        raise InputError(
-            f"{model_dir}: not a signal model (input {config.tokenizer.get('method')})"
-        )
-    return model, config
 
 
 def signal_table(
@@ -102,7 +91,7 @@ def evaluate_signal_model(
     F1, AUROC, per class), per_class.csv (test), test_predictions.csv and, for each part in
     ``confusion`` (``{"test": {"csv": …, "png": …}, "train": …}``), its confusion matrix.
     """
-    model, config = load_signal_model(model_dir)
+    model, config = load_model(model_dir, "signal")
     _, parts = load_etl(etl_dir)
     metrics: dict[str, Any] = {}
     for name in ("test", "train"):
@@ -153,7 +142,7 @@ def predict_signal_file(
     CSV of read_id, predicted class, its probability and every class's probability;
     ``metrics_path`` gets metrics over the reads whose label is known.
     """
-    model, config = load_signal_model(model_dir)
+    model, config = load_model(model_dir, "signal")
     classes = dict(zip(config.tokenizer["class_labels"], config.class_names, strict=True))
     classes[unknown_label] = "unknown"
     paths = [input_paths] if isinstance(input_paths, str | os.PathLike) else list(input_paths)

@@ -42,8 +42,10 @@ import pyBigWig
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
+from nucflow.data.roi import overlaps_blacklist
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path
+from nucflow.io.track_meta import check_chromosome_names, read_intervals
 
 logger = logging.getLogger(__name__)
 
@@ -97,22 +99,6 @@ class _Curve:
         return math.log2(self.auprc / self.random)
 
 
-def _alt_name(chrom: str) -> str:
-    """The same chromosome under the other naming convention ('chr1' <-> '1')."""
-    return chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"
-
-
-def _missing_chrom_error(path: str | os.PathLike[str], chrom: str, available: dict) -> InputError:
-    """An InputError for a missing chromosome that points out 'chr' naming mismatches."""
-    alt = _alt_name(chrom)
-    if alt in available:
-        return InputError(
-            f"{path}: chromosome {chrom!r} not found but {alt!r} is: the files use different "
-            "chromosome naming ('chr1' vs '1')"
-        )
-    return InputError(f"{path}: chromosome {chrom!r} not found")
-
-
 def _open_bigwig(path: str | os.PathLike[str], what: str) -> Any:
     """Open a bigWig for reading or raise a one-line InputError."""
     if not Path(path).is_file():
@@ -162,13 +148,7 @@ class _Blacklist:
         self.source = str(blacklist)
         name = self.source.lower()
         if name.endswith((".bed", ".bed.gz")):
-            if not Path(blacklist).is_file():
-                raise InputError(f"{blacklist}: blacklist BED does not exist")
-            table = pd.read_csv(
-                blacklist, sep="\t", header=None, comment="#", usecols=[0, 1, 2], dtype={0: str}
-            )
-            table.columns = ["chrom", "start", "end"]
-            self.table = self._checked_table(table, self.source)
+            self.table = read_intervals(blacklist)[["chrom", "start", "end"]]
         else:
             self.handle = _open_bigwig(blacklist, "blacklist")
 
@@ -203,8 +183,9 @@ class _Blacklist:
             return np.zeros(n_bins, dtype=bool)
         known = self._chroms()
         if chrom not in known:
-            if _alt_name(chrom) in known:
-                raise _missing_chrom_error(self.source, chrom, known)
+            check_chromosome_names(
+                [chrom], known, what="chromosome", source=self.source, allow_missing=True
+            )
             logger.warning("%s: no blacklist entries for %s", self.source, chrom)
             return np.zeros(n_bins, dtype=bool)
         if self.handle is not None:
@@ -215,16 +196,8 @@ class _Blacklist:
                 )
             return _bin_max(self.handle, chrom, length, bin_size) > 0
         assert self.table is not None
-        rows = self.table[self.table["chrom"] == chrom]
-        starts = np.clip(rows["start"].to_numpy(), 0, length)
-        ends = np.clip(rows["end"].to_numpy(), 0, length)
-        keep = ends > starts
-        first = starts[keep] // bin_size
-        last = (ends[keep] - 1) // bin_size
-        delta = np.zeros(n_bins + 1, dtype=np.int64)
-        np.add.at(delta, first, 1)
-        np.add.at(delta, last + 1, -1)
-        return np.cumsum(delta[:-1]) > 0
+        starts = np.arange(n_bins, dtype=np.int64) * bin_size
+        return overlaps_blacklist(self.table, chrom, starts, np.minimum(starts + bin_size, length))
 
     def close(self) -> None:
         """Close the blacklist bigWig, if any."""
@@ -371,10 +344,8 @@ def benchmark_tracks(
         pred_chroms = dict(prediction.chroms())
         gold_chroms = dict(gold.chroms())
         for chrom in chrom_list:
-            if chrom not in gold_chroms:
-                raise _missing_chrom_error(gold_bw, chrom, gold_chroms)
-            if chrom not in pred_chroms:
-                raise _missing_chrom_error(prediction_bw, chrom, pred_chroms)
+            check_chromosome_names([chrom], gold_chroms, what="chromosome", source=gold_bw)
+            check_chromosome_names([chrom], pred_chroms, what="chromosome", source=prediction_bw)
             if int(pred_chroms[chrom]) != int(gold_chroms[chrom]):
                 raise InputError(
                     f"{prediction_bw}: {chrom} has length {pred_chroms[chrom]} but the gold "

@@ -220,7 +220,7 @@ def train_tracks_model(
         quantitative=quantitative,
         loss=loss,
     )
-    leaked = sorted(str(p) for p in map(Path.resolve, loader.opened) if p in test_files)
+    leaked = sorted(str(p) for p in loader.opened if p in test_files)  # resolved paths
     if leaked:  # a defect, not bad input: the pools and batches never name Test cell lines
         raise RuntimeError(f"a Test cell line's track was read during training: {leaked}")
     write_history(
@@ -236,14 +236,9 @@ def train_tracks_model(
             "target_scale_factor": training["target_scale_factor"],
         },
     )
-    summary = {"best_epoch": history.best_epoch, history.monitor: history.sign * history.best_score}
-    log.info(
-        "best epoch %d: %s %.4f",
-        history.best_epoch,
-        history.monitor,
-        history.sign * history.best_score,
-    )
-    return summary
+    best = history.sign * history.best_score
+    log.info("best epoch %d: %s %.4f", history.best_epoch, history.monitor, best)
+    return {"best_epoch": history.best_epoch, history.monitor: best}
 
 
 def n_fraction(loader: WindowLoader, chrom: str, starts: np.ndarray) -> np.ndarray:
@@ -276,11 +271,7 @@ def predict_tracks(
     are averaged. Bins scoring at least ``threshold`` are merged into peaks.
     """
     torch.set_num_threads(threads)
-    model, config = load_model(model_dir)
-    if config.tokenizer.get("method") != "tracks":
-        raise InputError(
-            f"{model_dir}: not a tracks model (input {config.tokenizer.get('method')})"
-        )
+    model, _ = load_model(model_dir, "tracks")
     model, device = to_device(model)
     loader, sizes = _loader(cache_dir, genome, chrom_sizes, missing)
     checked_chroms(chroms, sizes, "prediction")

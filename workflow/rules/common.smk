@@ -1,4 +1,5 @@
 # Config validation (before the DAG is built), config lookups and input functions.
+import functools
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -215,17 +216,26 @@ def tracks_data(wildcards):
         if data[key]:
             inputs[key] = data[key]
     if Path(data["meta"]).is_file():
-        samples = read_meta(data["meta"])
         inputs["tracks"] = sorted(
-            {str(path) for s in samples for path in (s.atac, s.binding, s.atac_peaks, s.chip_peaks)}
+            {
+                str(path)
+                for s in meta_samples(data["meta"])
+                for path in (s.atac, s.binding, s.atac_peaks, s.chip_peaks)
+            }
         )
     return inputs
+
+
+@functools.cache
+def meta_samples(path):
+    """The rows of a meta table, read once per workflow run."""
+    return read_meta(path)
 
 
 def test_samples(exp):
     """The Test cell lines of a tracks experiment's meta table (after the pools checkpoint)."""
     checkpoints.tracks_pools.get(exp=exp)
-    samples = read_meta(EXPERIMENTS[exp]["data"]["meta"])
+    samples = meta_samples(EXPERIMENTS[exp]["data"]["meta"])
     return {s.cell_line: s for s in samples if s.split == "Test"}
 
 

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from nucflow.data.track_cache import one_hot as one_hot_codes
 from nucflow.errors import InputError
 
 WIDTH = 1024
@@ -56,12 +57,6 @@ class TrackSource(Protocol):
     ) -> np.ndarray:
         """bigWig values, float32 ``(n, width)``, with NaN (no data) already replaced by 0."""
         ...
-
-
-def one_hot_codes(codes: np.ndarray) -> np.ndarray:
-    """One-hot encode base codes ``(n, w)`` as float32 ``(n, w, 4)``; code 4 (N) is all zero."""
-    c = np.asarray(codes)
-    return (c[..., None] == np.arange(_BASE_CHANNELS, dtype=c.dtype)).astype(np.float32)
 
 
 def bin_targets(

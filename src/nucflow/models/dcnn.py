@@ -26,10 +26,9 @@ import torch
 from torch import nn
 
 from nucflow.errors import InputError
+from nucflow.models.keras_defaults import batch_norm, glorot_init
 
 OUTPUTS = ("sigmoid", "linear", "exp")
-BN_EPSILON = 1e-3
-BN_MOMENTUM = 0.1
 
 
 def block_filters(filters: int, filter_scale: float, n_blocks: int) -> list[int]:
@@ -107,17 +106,14 @@ class DCNN(nn.Module):
                         padding=dilation * (kernel_size - 1) // 2,
                     ),
                     nn.ReLU(),
-                    nn.BatchNorm1d(width, eps=BN_EPSILON, momentum=BN_MOMENTUM),
+                    batch_norm(width),
                 ]
                 channels = width
             layers.append(nn.MaxPool1d(2, stride=2))
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv1d(channels, 1, kernel_size=1)
         self.dense = nn.Linear(bins, bins) if dense else None
-        for module in self.modules():
-            if isinstance(module, nn.Conv1d | nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+        glorot_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs (logits, log-rates or values) per bin, (batch, bins), from

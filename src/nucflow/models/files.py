@@ -60,9 +60,19 @@ def read_model_config(directory: str | os.PathLike[str]) -> ModelConfig:
         raise InputError(f"{path}: not a nucflow model config ({err})") from err
 
 
-def load_model(directory: str | os.PathLike[str]) -> tuple[nn.Module, ModelConfig]:
-    """Rebuild the network recorded in ``directory`` and load its weights (eval mode, CPU)."""
+def load_model(
+    directory: str | os.PathLike[str], input_method: str | None = None
+) -> tuple[nn.Module, ModelConfig]:
+    """Rebuild the network recorded in ``directory`` and load its weights (eval mode, CPU).
+
+    ``input_method`` (e.g. ``"signal"``, ``"tracks"``): the model must take that input (its
+    config's encoding method); InputError otherwise.
+    """
     config = read_model_config(directory)
+    if input_method is not None and config.tokenizer.get("method") != input_method:
+        raise InputError(
+            f"{directory}: not a {input_method} model (input {config.tokenizer.get('method')})"
+        )
     weights = Path(directory) / WEIGHTS
     if not weights.is_file():
         raise InputError(f"{directory}: not a model directory (missing {WEIGHTS})")

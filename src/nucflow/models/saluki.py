@@ -41,13 +41,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from nucflow.errors import InputError
+from nucflow.models.keras_defaults import batch_norm
 from nucflow.models.local import LocalLayer, run_local_layers
 from nucflow.tokenize.atomic import ATOMIC_PAD_ID, one_hot_atoms
 
 LAYER_NORM_EPS = 0.007
 """LayerNorm epsilon of the original Keras model."""
-BATCH_NORM_EPS = 1e-3
-"""BatchNorm epsilon of the original (Keras default)."""
 POOL = 2
 """Max-pooling width and stride of each tower block."""
 
@@ -105,11 +104,11 @@ class SalukiModel(nn.Module):
         self.pre_gru = nn.Sequential(_ChannelLayerNorm(channels, eps=LAYER_NORM_EPS), nn.ReLU())
         self.gru = nn.GRU(channels, channels, batch_first=True)
         self.dense = nn.Sequential(
-            nn.BatchNorm1d(channels, eps=BATCH_NORM_EPS),
+            batch_norm(channels),
             nn.ReLU(),
             nn.Linear(channels, channels),
             nn.Dropout(dropout),
-            nn.BatchNorm1d(channels, eps=BATCH_NORM_EPS),
+            batch_norm(channels),
             nn.ReLU(),
         )
         self.head = nn.Linear(channels, n_outputs)

@@ -11,11 +11,9 @@ Every constructor takes ``target_length`` and ``n_classes`` plus hyperparameters
 JSON values (ints, floats, lists of them), so a model directory's ``config.json`` rebuilds it.
 Keras defaults are kept for parity: Glorot-uniform Conv/Linear kernels with zero bias,
 BatchNorm epsilon 1e-3, LSTMs with Glorot input weights, orthogonal recurrent weights and a
-unit forget-gate bias, MaxPool(2) with stride 2 ("valid"). One deliberate exception: batch
-norm's running statistics use PyTorch's momentum 0.1 (Keras 0.99 ≙ 0.01). With 0.01 they need
-hundreds of steps to settle, so on small datasets the evaluation-mode network (validation,
-model selection, prediction) ran on statistics near their initial values and scored at chance
-while training accuracy rose.
+unit forget-gate bias, MaxPool(2) with stride 2 ("valid") (:mod:`nucflow.models.keras_defaults`).
+One deliberate exception: batch norm's running statistics use PyTorch's momentum 0.1; with
+Keras' value the demo's evaluation-mode networks scored at chance while training accuracy rose.
 """
 
 from __future__ import annotations
@@ -29,14 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from nucflow.errors import InputError
+from nucflow.models.keras_defaults import batch_norm, glorot_init
 
 SIGNAL_ARCHITECTURES = ("cnn_lstm", "attention_cnn_lstm", "encoder", "resnet")
 """Registry names of the raw-signal architectures."""
 
-BATCH_NORM_MOMENTUM = 0.1
-"""PyTorch momentum of batch norm's running statistics (PyTorch's default; see above)."""
-BATCH_NORM_EPS = 1e-3
-"""Keras' BatchNormalization epsilon."""
 LAYER_NORM_EPS = 1e-6
 """LayerNorm epsilon of Capfinder's encoder."""
 POSITION_BASE = 10_000.0
@@ -79,32 +74,6 @@ def _rates(owner: str, name: str, values: Any, length: int) -> list[float]:
 # --------------------------------------------------------------------------- shared pieces
 
 
-def _batch_norm(features: int) -> nn.BatchNorm1d:
-    """BatchNorm1d with Keras' epsilon 1e-3 and PyTorch's momentum 0.1."""
-    return nn.BatchNorm1d(features, eps=BATCH_NORM_EPS, momentum=BATCH_NORM_MOMENTUM)
-
-
-def _keras_init(module: nn.Module) -> None:
-    """Keras initialisation: Glorot-uniform Conv/Linear kernels with zero bias; LSTMs with
-    Glorot input weights, orthogonal recurrent weights and a unit forget-gate bias."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv1d | nn.Linear):
-            nn.init.xavier_uniform_(layer.weight)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.LSTM):
-            hidden = layer.hidden_size
-            for name, parameter in layer.named_parameters():
-                if name.startswith("weight_ih"):
-                    nn.init.xavier_uniform_(parameter)
-                elif name.startswith("weight_hh"):
-                    nn.init.orthogonal_(parameter)
-                elif name.startswith("bias"):
-                    nn.init.zeros_(parameter)
-                    if name.startswith("bias_ih"):  # gates i, f, g, o: the forget gate is 2nd
-                        nn.init.ones_(parameter[hidden : 2 * hidden])
-
-
 def _split_padding(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(signal, padding)``: NaN samples replaced by zeros, and where they were."""
     if x.dim() != 2:
@@ -120,7 +89,7 @@ def _conv_block(
     layers: list[nn.Module] = [nn.Conv1d(in_channels, filters, kernel, padding="same"), nn.ReLU()]
     if pool:
         layers.append(nn.MaxPool1d(2))
-    layers += [nn.Dropout(dropout), _batch_norm(filters)]
+    layers += [nn.Dropout(dropout), batch_norm(filters)]
     return nn.Sequential(*layers)
 
 
@@ -132,7 +101,7 @@ class _LstmBlock(nn.Module):
         self.sequences = sequences
         self.lstm = nn.LSTM(in_features, units, batch_first=True)
         self.dropout = nn.Dropout(dropout)
-        self.norm = _batch_norm(units)
+        self.norm = batch_norm(units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, steps, in) → (batch, steps, units), or (batch, units) for the last state."""
@@ -231,7 +200,7 @@ class CnnLstm(nn.Module):
             )
         )
         self.head = _dense_head(units[-1], dense_units, dense_dropout, n_classes, owner)
-        _keras_init(self)
+        glorot_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (batch, n_classes) for NaN-padded signal (batch, T)."""
@@ -326,7 +295,7 @@ class AttentionCnnLstm(nn.Module):
         )
         self.attention = AttentionPooling(units[-1])
         self.head = _dense_head(units[-1], dense_units, dense_dropout, n_classes, owner)
-        _keras_init(self)  # leaves the attention's own N(0, 0.05) initialisation alone
+        glorot_init(self)  # leaves the attention's own N(0, 0.05) initialisation alone
 
     def sequence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LSTM outputs (batch, steps, units) and the downsampled padding mask (batch, steps)."""
@@ -474,7 +443,7 @@ class SignalEncoder(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, n_classes))
         self.head = nn.Sequential(*layers)
-        _keras_init(self)
+        glorot_init(self)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features (batch, d_model): the mean of the last block over real positions."""
@@ -508,11 +477,11 @@ class _ResidualBlock(nn.Module):
         super().__init__()
         # Odd kernels with padding k // 2 give Keras' "same" lengths, ceil(L / stride).
         self.conv1 = nn.Conv1d(in_channels, filters, kernel, stride=stride, padding=kernel // 2)
-        self.norm1 = _batch_norm(filters)
+        self.norm1 = batch_norm(filters)
         self.conv2 = nn.Conv1d(filters, filters, kernel, padding=kernel // 2)
-        self.norm2 = _batch_norm(filters)
+        self.norm2 = batch_norm(filters)
         self.shortcut = nn.Sequential(
-            nn.Conv1d(in_channels, filters, 1, stride=stride), _batch_norm(filters)
+            nn.Conv1d(in_channels, filters, 1, stride=stride), batch_norm(filters)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -569,7 +538,7 @@ class SignalResNet(nn.Module):
                 raise InputError(f"{owner}: kernels[{s}] must be odd, got {stage}")
         self.stem = nn.Sequential(
             nn.Conv1d(1, initial_filters, initial_kernel, padding="same"),
-            _batch_norm(initial_filters),
+            batch_norm(initial_filters),
             nn.ReLU(),
             nn.MaxPool1d(3, stride=2, padding=1),
         )
@@ -587,7 +556,7 @@ class SignalResNet(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(dense_units, n_classes),
         )
-        _keras_init(self)
+        glorot_init(self)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features (batch, last stage's filters): global average over time."""
