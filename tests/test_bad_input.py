@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyBigWig
 import pytest
 import yaml
 from conftest import REPO, write_fasta
@@ -351,3 +352,62 @@ def test_tracks_pools_cli(tmp_path, mini_genome):
     counts = pd.read_csv(tmp_path / "pools" / "counts.tsv", sep="\t")
     assert set(counts["pool"]) == {"train", "valid"}
     assert "CL3" not in set(counts["cell_line"])  # the Test cell line contributes no ROI
+
+
+@pytest.fixture(scope="module")
+def dcnn_model(tmp_path_factory) -> Path:
+    """An untrained DCNN model directory (prediction needs only its shape)."""
+    from nucflow.models.registry import build_model
+    from nucflow.train.tracks_fit import LOSS_OUTPUTS, save_track_model
+
+    hyperparameters = {"dense": False, "output": LOSS_OUTPUTS["bce"]}
+    model_dir = tmp_path_factory.mktemp("dcnn") / "model"
+    save_track_model(
+        model_dir,
+        build_model("dcnn", **hyperparameters),
+        hyperparameters,
+        training={},
+        target={"quantitative": False, "target_scale_factor": 1.0},
+    )
+    return model_dir
+
+
+def _one_chrom_bigwig(path: Path, chrom: str, length: int) -> Path:
+    with pyBigWig.open(str(path), "w") as bigwig:
+        bigwig.addHeader([(chrom, length)])
+        bigwig.addEntries(chrom, 0, values=np.full(length // 100, 0.5), span=100, step=100)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("signal_chrom", "policy", "expected"),
+    [
+        ("chr1", "error", r"'chr2' not found; the file has 'chr1'"),
+        ("2", "error", r"'chr2' not found.*like '2' \(naming mismatch"),
+        ("chr1", "zero", None),
+    ],
+)
+def test_tracks_predict_chromosome_missing_from_bigwig(
+    tmp_path, mini_genome, dcnn_model, signal_chrom, policy, expected
+):
+    signal = _one_chrom_bigwig(tmp_path / "atac.bw", signal_chrom, 40_000)
+    out = tmp_path / "pred" / "prediction.bw"
+    log = tmp_path / "predict.log"
+    result = _nucflow(
+        "--log", str(log), "tracks-predict", "--model", str(dcnn_model),
+        "--genome", str(mini_genome / "genome.2bit"), "--signal", str(signal),
+        "--cache", str(tmp_path / "cache"), "--out", str(out),
+        "--peaks", str(tmp_path / "pred" / "peaks.bed"), "--chroms", "chr2",
+        "--missing-chromosomes", policy,
+    )  # fmt: skip
+    if expected is None:  # the explicit zero-fill policy: predicted, and the fill is logged
+        assert result.returncode == 0, result.stderr
+        assert "chr2" in log.read_text() and "zero" in log.read_text().lower()
+        with pyBigWig.open(str(out)) as bigwig:
+            assert bigwig.chroms() == {"chr2": 40_000}
+        return
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nucflow: error: ")
+    assert "atac.bw" in lines[0] and re.search(expected, lines[0]), lines[0]
+    assert not out.exists() and not (tmp_path / "pred" / "peaks.bed").exists()

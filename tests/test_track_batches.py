@@ -257,6 +257,15 @@ def test_quantitative_targets_are_scaled_bin_means() -> None:
     assert y.max() > 1.0  # HepG2 binding is 0/2: really a mean, not a label
 
 
+def test_fixed_validation_set_memory_mapped_in_a_directory(tmp_path) -> None:
+    batches = make_batches(FakeSource(), batch_size=16, rev_comp=True)
+    x, y = fixed_validation_set(batches, 3, seed=7)
+    x_map, y_map = fixed_validation_set(batches, 3, seed=7, directory=tmp_path)
+    assert isinstance(x_map, np.memmap) and isinstance(y_map, np.memmap)
+    assert np.array_equal(x_map, x) and np.array_equal(y_map, y)
+    assert np.array_equal(np.load(tmp_path / "validation_x.npy", mmap_mode="r"), x)
+
+
 def test_fixed_validation_set_is_reproducible() -> None:
     batches = make_batches(FakeSource(), batch_size=16, rev_comp=True)
     x1, y1 = fixed_validation_set(batches, 3, seed=7)

@@ -10,6 +10,7 @@ from nucflow.errors import InputError
 from nucflow.tracks_predict import (
     average_strands,
     call_peaks,
+    iter_chromosome_bins,
     predict_bigwig,
     predict_chromosome,
     tile_starts,
@@ -126,6 +127,40 @@ def test_predict_chromosome_off_grid_step_matches_brute_force() -> None:
     )
     expected = brute_force(score_of, tile_starts(length, 256, 100), length, 256, 8)
     np.testing.assert_allclose(values, expected, rtol=1e-12)
+
+
+def test_iter_chromosome_bins_streams_consecutive_bounded_pieces() -> None:
+    length, batch_size = 20_000, 4
+    calls: list[np.ndarray] = []
+    pieces = list(
+        iter_chromosome_bins(window_index_predict(calls), "chrT", length, batch_size=batch_size)
+    )
+    assert len(pieces) == len(calls) > 10  # one finished piece per batch
+    # each piece is bounded by one batch of windows, not by the chromosome
+    assert max(p[0].size for p in pieces) <= batch_size * 256 // 32 + 1024 // 32
+    starts = np.concatenate([p[0] for p in pieces])
+    ends = np.concatenate([p[1] for p in pieces])
+    np.testing.assert_array_equal(starts, np.arange(0, length, 32))
+    assert ends[-1] == length
+    whole = predict_chromosome(window_index_predict([]), "chrT", length, batch_size=1000)
+    np.testing.assert_allclose(np.concatenate([p[2] for p in pieces]), whole[2], rtol=1e-12)
+
+
+def test_predict_bigwig_merges_peaks_across_streamed_pieces(tmp_path) -> None:
+    def predict(chrom: str, starts: np.ndarray) -> np.ndarray:
+        return np.ones((len(starts), 32))  # one peak over the whole chromosome
+
+    peaks = tmp_path / "p.bed"
+    predict_bigwig(
+        predict,
+        {"chrA": 9000},
+        ["chrA"],
+        tmp_path / "p.bw",
+        batch_size=2,
+        peaks_path=peaks,
+        threshold=0.5,
+    )
+    assert peaks.read_text().splitlines() == ["chrA\t0\t9000\t1"]
 
 
 def test_predict_chromosome_rejects_bad_model_output() -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,7 +86,7 @@ def tile_starts(
     return starts
 
 
-def predict_chromosome(
+def iter_chromosome_bins(
     predict: PredictFn,
     chrom: str,
     length: int,
@@ -95,8 +95,8 @@ def predict_chromosome(
     bins: int = 32,
     step: int = 256,
     batch_size: int = 256,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predict one chromosome; return the ``(starts, ends, values)`` of its output bins.
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Predict one chromosome, yielding ``(starts, ends, values)`` of output bins as they finish.
 
     ``predict(chrom, starts)`` gets at most ``batch_size`` window starts at a time (int64, in
     increasing order; every start of :func:`tile_starts` exactly once) and returns scores of
@@ -104,13 +104,14 @@ def predict_chromosome(
     if wanted, averages the strands (:func:`average_strands`).
 
     The output is the fixed ``w = window // bins`` grid from 0: ``ceil(length / w)`` contiguous
-    intervals, the last one ending at ``length``, so every base lies in exactly one interval.
-    Each value is the mean over the window bins covering the grid bin, weighted by overlap in
-    bp (weight 1 for grid-aligned windows, i.e. maxATAC's mean over 4 windows at step 256).
+    intervals, the last one ending at ``length``, so every base lies in exactly one interval;
+    the yielded pieces are consecutive, in order, and together cover that grid once. Each value
+    is the mean over the window bins covering the grid bin, weighted by overlap in bp (weight 1
+    for grid-aligned windows, i.e. maxATAC's mean over 4 windows at step 256).
 
-    Memory: one batch of scores (``batch_size * bins``) plus two float64 accumulators of
-    ``ceil(length / w)`` entries (about 125 MB for a 250 Mb chromosome at 32 bp) and the
-    returned arrays.
+    Windows come in increasing order, so once a batch is done every grid bin before the next
+    window's start is final and is yielded: memory is one batch of scores plus accumulators
+    spanning one batch of windows, whatever the chromosome length.
 
     Raises
     ------
@@ -122,9 +123,10 @@ def predict_chromosome(
     width = _check_geometry(window, bins, step, batch_size)
     starts = tile_starts(length, window, step, chrom=chrom)
     n_grid = -(-int(length) // width)
-    sums = np.zeros(n_grid, dtype=np.float64)
-    weights = np.zeros(n_grid, dtype=np.float64)
     offsets = np.arange(bins, dtype=np.int64) * width
+    base = 0  # grid index of the first pending (not yet final) grid bin
+    sums = np.zeros(0, dtype=np.float64)
+    weights = np.zeros(0, dtype=np.float64)
     for first in range(0, starts.size, batch_size):
         batch = starts[first : first + batch_size]
         scores = np.asarray(predict(chrom, batch), dtype=np.float64)
@@ -136,22 +138,54 @@ def predict_chromosome(
         if not np.isfinite(scores).all():
             raise ValueError(f"{chrom}: predict returned a non-finite score near {batch[0]}")
         bin_starts = batch[:, None] + offsets[None, :]
-        grid = (bin_starts // width).ravel()
+        grid = (bin_starts // width).ravel() - base
         shift = (bin_starts % width).ravel()
         flat = scores.ravel()
+        size = min(int(grid.max()) + 2, n_grid - base)
+        sums = np.pad(sums, (0, max(size - sums.size, 0)))
+        weights = np.pad(weights, (0, max(size - weights.size, 0)))
         w_first = (width - shift) / width
-        sums += np.bincount(grid, weights=w_first * flat, minlength=n_grid)
-        weights += np.bincount(grid, weights=w_first, minlength=n_grid)
+        sums += np.bincount(grid, weights=w_first * flat, minlength=sums.size)
+        weights += np.bincount(grid, weights=w_first, minlength=weights.size)
         spill = shift > 0  # an off-grid bin also covers the start of the next grid bin
         if spill.any():
             w_next = shift[spill] / width
-            sums += np.bincount(grid[spill] + 1, weights=w_next * flat[spill], minlength=n_grid)
-            weights += np.bincount(grid[spill] + 1, weights=w_next, minlength=n_grid)
-    # tile_starts covers every base, so every grid bin has a positive weight
-    values = sums / weights
-    out_starts = np.arange(n_grid, dtype=np.int64) * width
-    out_ends = np.minimum(out_starts + width, int(length))
-    return out_starts, out_ends, values
+            sums += np.bincount(grid[spill] + 1, weights=w_next * flat[spill], minlength=sums.size)
+            weights += np.bincount(grid[spill] + 1, weights=w_next, minlength=weights.size)
+        later = first + batch_size
+        final = (int(starts[later]) // width if later < starts.size else n_grid) - base
+        if final > 0:
+            # tile_starts covers every base, so every final grid bin has a positive weight
+            out_starts = (base + np.arange(final, dtype=np.int64)) * width
+            yield (
+                out_starts,
+                np.minimum(out_starts + width, int(length)),
+                sums[:final] / weights[:final],
+            )
+            sums, weights, base = sums[final:], weights[final:], base + final
+
+
+def predict_chromosome(
+    predict: PredictFn,
+    chrom: str,
+    length: int,
+    *,
+    window: int = 1024,
+    bins: int = 32,
+    step: int = 256,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The whole chromosome's ``(starts, ends, values)`` from :func:`iter_chromosome_bins`.
+
+    Holds every bin in memory (3 arrays of ``ceil(length / (window // bins))``); streaming
+    writers use :func:`iter_chromosome_bins` directly.
+    """
+    pieces = list(
+        iter_chromosome_bins(
+            predict, chrom, length, window=window, bins=bins, step=step, batch_size=batch_size
+        )
+    )
+    return tuple(np.concatenate(parts) for parts in zip(*pieces, strict=True))  # type: ignore[return-value]
 
 
 def average_strands(forward_scores: np.ndarray, reverse_scores: np.ndarray) -> np.ndarray:
@@ -238,11 +272,11 @@ def predict_bigwig(
     """Predict ``chroms`` and write the averaged bins to a bigWig, one chromosome at a time.
 
     The bigWig header lists exactly ``chroms`` in the given order with their ``chrom_sizes``;
-    each chromosome's bins are added as soon as it is predicted and then freed, so only one
-    chromosome's accumulators are held at a time. With ``peaks_path`` and ``threshold`` a
-    BED4 of merged peaks (:func:`call_peaks`) is written too. Both files are written
-    atomically (temporary name, then rename); the bigWig is renamed only after the peaks file
-    is in place.
+    bins are added as the tiling finishes them (:func:`iter_chromosome_bins`), so memory does
+    not grow with the chromosome (peaks keep only the bins above the threshold). With
+    ``peaks_path`` and ``threshold`` a BED4 of merged peaks (:func:`call_peaks`) is written too.
+    Both files are written atomically (temporary name, then rename); the bigWig is renamed only
+    after the peaks file is in place.
 
     Returns ``{"bigwig": str, "peaks": str | None, "chromosomes": {chrom: {"length",
     "windows", "bins", "peaks"}}}`` (``peaks`` is None when no peaks were called).
@@ -286,7 +320,9 @@ def predict_bigwig(
         try:
             writer.addHeader(header, maxZooms=10)
             for chrom, length in header:
-                starts, ends, values = predict_chromosome(
+                kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+                n_bins = 0
+                for starts, ends, values in iter_chromosome_bins(
                     predict,
                     chrom,
                     length,
@@ -294,23 +330,28 @@ def predict_bigwig(
                     bins=bins,
                     step=step,
                     batch_size=batch_size,
-                )
-                _add_grid_entries(writer, chrom, starts, ends, values, width)
+                ):
+                    _add_grid_entries(writer, chrom, starts, ends, values, width)
+                    n_bins += starts.size
+                    if threshold is not None:
+                        keep = values >= threshold
+                        kept.append((starts[keep], ends[keep], values[keep]))
                 info = {
                     "length": length,
                     "windows": int(tile_starts(length, window, step, chrom=chrom).size),
-                    "bins": int(starts.size),
+                    "bins": n_bins,
                     "peaks": None,
                 }
                 if threshold is not None:
-                    peaks = call_peaks(starts, ends, values, threshold, chrom=chrom)
+                    peaks = call_peaks(
+                        *(np.concatenate(p) for p in zip(*kept, strict=True)),
+                        threshold,
+                        chrom=chrom,
+                    )
                     info["peaks"] = len(peaks)
                     peak_tables.append(peaks)
                 summary["chromosomes"][chrom] = info
-                logger.info(
-                    "predicted %s: %d windows, %d bins", chrom, info["windows"], starts.size
-                )
-                del starts, ends, values
+                logger.info("predicted %s: %d windows, %d bins", chrom, info["windows"], n_bins)
         finally:
             writer.close()
         if peaks_path is not None:
@@ -327,10 +368,13 @@ def _add_grid_entries(
     values: np.ndarray,
     width: int,
 ) -> None:
-    """Add grid bins: full ``width`` bins as one fixed-step run, a short last bin separately."""
+    """Add consecutive grid bins: full ``width`` bins as one fixed-step run from ``starts[0]``,
+    a short last bin (the chromosome end) separately."""
     full = int(np.count_nonzero(ends - starts == width))
     if full:
-        writer.addEntries(chrom, 0, values=values[:full].astype(np.float64), span=width, step=width)
+        writer.addEntries(
+            chrom, int(starts[0]), values=values[:full].astype(np.float64), span=width, step=width
+        )
     if full < starts.size:
         writer.addEntries(
             [chrom] * (starts.size - full),

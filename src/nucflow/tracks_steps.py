@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -193,33 +194,36 @@ def train_tracks_model(
         )
 
     train = batches(train_pool, rois["tchroms"])
-    valid_set = fixed_validation_set(
-        batches(valid_pool, rois["vchroms"]), training["validation_batches"], seed
-    )
-    log.info(
-        "training on %d Train cell lines (%s), %d × %d windows per epoch; validation: %d "
-        "fixed windows (%.0f MB)",
-        len(cells),
-        ", ".join(cells),
-        training["batches"],
-        training["batch_size"],
-        len(valid_set[0]),
-        valid_set[0].nbytes / 1e6,
-    )
     hyperparameters = {"dense": training["dense"], "output": LOSS_OUTPUTS[loss]}
-    L.seed_everything(seed, verbose=False)
-    model = build_model("dcnn", **hyperparameters)
-    history = fit_tracks(
-        model,
-        train.batch,
-        valid_set,
-        epochs=training["epochs"],
-        batches=training["batches"],
-        val_batch_size=training["val_batch_size"],
-        seed=seed,
-        quantitative=quantitative,
-        loss=loss,
-    )
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="validation-", dir=cache_dir) as scratch:
+        valid_set = fixed_validation_set(
+            batches(valid_pool, rois["vchroms"]), training["validation_batches"], seed, scratch
+        )
+        log.info(
+            "training on %d Train cell lines (%s), %d × %d windows per epoch; validation: %d "
+            "fixed windows (%.0f MB, memory-mapped)",
+            len(cells),
+            ", ".join(cells),
+            training["batches"],
+            training["batch_size"],
+            len(valid_set[0]),
+            valid_set[0].nbytes / 1e6,
+        )
+        L.seed_everything(seed, verbose=False)
+        model = build_model("dcnn", **hyperparameters)
+        history = fit_tracks(
+            model,
+            train.batch,
+            valid_set,
+            epochs=training["epochs"],
+            batches=training["batches"],
+            val_batch_size=training["val_batch_size"],
+            seed=seed,
+            quantitative=quantitative,
+            loss=loss,
+        )
+        del valid_set  # close the memory maps before the directory goes
     leaked = sorted(str(p) for p in loader.opened if p in test_files)  # resolved paths
     if leaked:  # a defect, not bad input: the pools and batches never name Test cell lines
         raise RuntimeError(f"a Test cell line's track was read during training: {leaked}")
