@@ -1,24 +1,23 @@
-"""Rule signal_tune: Optuna search over the model family's hyperparameters."""
+"""Rule signal_tune: the best trial of the shared study (after every tuning worker)."""
 
+import json
 from pathlib import Path
 
 from nucflow.runner import run_logged
-from nucflow.train.tune import tune_signal_model
+from nucflow.train.tune import gather_tuning
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 raise SystemExit(
     run_logged(
         sm.log[0],
-        tune_signal_model,
-        etl_dir=Path(sm.input[0]).parent,
-        study_path=sm.params.study,
+        gather_tuning,
+        etl_dir=Path(sm.input.etl).parent,
+        study_info_path=sm.input.study,
         best_params_path=sm.output.best,
         trials_path=sm.output.trials,
         plot_path=sm.output.plot,
         model=sm.params.model,
         tune=sm.params.tune,
-        training=sm.params.training,
-        seed=sm.params.seed,
-        threads=sm.threads,
+        interrupted=any(json.loads(Path(p).read_text())["interrupted"] for p in sm.input.workers),
     )
 )

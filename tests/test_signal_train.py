@@ -110,6 +110,51 @@ def test_tuning_resumes_its_study_from_the_database(etl_dir, tmp_path):
     assert len(_study(tmp_path).trials) == 2
 
 
+def test_concurrent_workers_share_one_study(etl_dir, tmp_path):
+    import multiprocessing
+
+    model = {"name": "cnn_lstm", "params": {"lstm_units": [8], "lstm_dropouts": [0.1]}}
+    settings = {**TUNE, "max_trials": 4, "max_epochs_hpt": 1}
+    info = tmp_path / "study.json"
+    tune.create_tuning_study(
+        etl_dir, tmp_path / "study.db", info, model=model, tune=settings, seed=1
+    )
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=tune.run_tuning_worker,
+            args=(etl_dir, info, tmp_path / "workers" / f"{w}.json"),
+            kwargs={"model": model, "tune": settings, "training": TRAINING, "seed": 1, "worker": w},
+        )
+        for w in range(2)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=240)
+        assert process.exitcode == 0
+    ran = [json.loads((tmp_path / "workers" / f"{w}.json").read_text())["trials"] for w in (0, 1)]
+    trials = _study(tmp_path).trials
+    # max_trials is reached; a trial still running in the other worker may finish beyond it
+    assert 4 <= len(trials) <= 5
+    assert sorted(ran[0] + ran[1]) == [t.number for t in trials]  # each trial run once
+    assert {t.state.name for t in trials} == {"COMPLETE"}
+    # the workers sample with different seeds, so they do not repeat each other's trials
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(params)) == len(params)
+    best = tune.gather_tuning(
+        etl_dir,
+        info,
+        tmp_path / "best.json",
+        tmp_path / "trials.csv",
+        tmp_path / "plot.png",
+        model=model,
+        tune=settings,
+    )
+    assert best["trials"] == len(trials)
+    assert best["val_accuracy"] == max(t.value for t in trials)
+
+
 def test_overwrite_starts_a_fresh_study(etl_dir, tmp_path):
     _tune(etl_dir, tmp_path, max_trials=1)
     _tune(etl_dir, tmp_path, max_trials=1, overwrite=True)

@@ -187,6 +187,12 @@ def signal_csvs(paths):
     return signal_csv_files(paths, must_exist=False)
 
 
+def tune_workers(wildcards):
+    """The outputs of a signal experiment's tuning workers (one per `tune.workers`)."""
+    workers = range(experiment(wildcards)["tune"]["workers"])
+    return [f"{RESULTS}/{wildcards.exp}/tune/workers/{worker}.json" for worker in workers]
+
+
 def predict_paths(wildcards):
     """The path (or paths) named `name` in a signal experiment's predict inputs, as a list."""
     paths = predict_input(wildcards)

@@ -1,6 +1,7 @@
-# kind: signal — signal_etl → signal_tune → signal_train → signal_evaluate, and signal_predict
-# per input. The Optuna study (tune/study.db) is not a rule output, so Snakemake never deletes
-# it: a rerun of signal_tune resumes the search.
+# kind: signal — signal_etl → signal_tune_study → signal_tune_worker × tune.workers →
+# signal_tune (the best trial) → signal_train → signal_evaluate, and signal_predict per input.
+# The Optuna study (tune/study.db) is not a rule output, so Snakemake never deletes it: a
+# rerun resumes the search.
 
 
 rule signal_etl:
@@ -25,11 +26,60 @@ rule signal_etl:
         "../../scripts/signal_etl.py"
 
 
-rule signal_tune:
+rule signal_tune_study:
     wildcard_constraints:
         exp=experiments_of("signal"),
     input:
         rules.signal_etl.output[0],
+    output:
+        f"{RESULTS}/{{exp}}/tune/study.json",
+    params:
+        study=f"{RESULTS}/{{exp}}/tune/study.db",
+        model=lambda wildcards: experiment(wildcards)["model"],
+        tune=lambda wildcards: experiment(wildcards)["tune"],
+        seed=config["seed"],
+    log:
+        "logs/signal_tune_study/{exp}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/signal_tune_study.py"
+
+
+rule signal_tune_worker:
+    wildcard_constraints:
+        exp=experiments_of("signal"),
+        worker=r"\d+",
+    input:
+        etl=rules.signal_etl.output[0],
+        study=rules.signal_tune_study.output[0],
+    output:
+        f"{RESULTS}/{{exp}}/tune/workers/{{worker}}.json",
+    params:
+        model=lambda wildcards: experiment(wildcards)["model"],
+        tune=lambda wildcards: experiment(wildcards)["tune"],
+        training=lambda wildcards: experiment(wildcards)["training"],
+        seed=config["seed"],
+    threads: job_resources("threads")
+    resources:
+        gpu=job_resources("gpu"),
+        mem_mb=job_resources("mem_mb"),
+        runtime=job_resources("runtime"),
+    log:
+        "logs/signal_tune_worker/{exp}/{worker}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/signal_tune_worker.py"
+
+
+rule signal_tune:
+    wildcard_constraints:
+        exp=experiments_of("signal"),
+    input:
+        etl=rules.signal_etl.output[0],
+        study=rules.signal_tune_study.output[0],
+        workers=tune_workers,
     output:
         best=f"{RESULTS}/{{exp}}/tune/best_params.json",
         trials=report(
@@ -45,16 +95,8 @@ rule signal_tune:
             subcategory="tuning",
         ),
     params:
-        study=f"{RESULTS}/{{exp}}/tune/study.db",
         model=lambda wildcards: experiment(wildcards)["model"],
         tune=lambda wildcards: experiment(wildcards)["tune"],
-        training=lambda wildcards: experiment(wildcards)["training"],
-        seed=config["seed"],
-    threads: job_resources("threads")
-    resources:
-        gpu=job_resources("gpu"),
-        mem_mb=job_resources("mem_mb"),
-        runtime=job_resources("runtime"),
     log:
         "logs/signal_tune/{exp}.log",
     conda:

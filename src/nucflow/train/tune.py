@@ -54,12 +54,16 @@ def make_study(
     study_name: str,
     tune: Mapping[str, Any],
     seed: int,
+    *,
+    overwrite: bool = False,
 ) -> optuna.Study:
     """Create or load the study ``study_name`` in the SQLite file ``storage_path``.
 
     `random_search` samples at random, `bayesian_optimization` with TPE, `hyperband` samples at
-    random and prunes with Hyperband over epochs (1 … max_epochs_hpt, reduction ``factor``).
-    Heartbeats let a resumed study fail trials left running by a killed process.
+    random and prunes with Hyperband over epochs (1 … max_epochs_hpt, reduction ``factor``);
+    ``seed`` seeds the sampler of this process (each worker passes its own). Heartbeats let a
+    resumed study fail and retry trials left running by a killed process; concurrent workers
+    wait up to a minute for the database lock. ``overwrite`` deletes an existing study first.
     """
     import optuna
 
@@ -87,8 +91,9 @@ def make_study(
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=1
             ),
+            engine_kwargs={"connect_args": {"timeout": 60}},
         )
-    if tune["overwrite"] and study_name in optuna.get_all_study_names(storage):
+    if overwrite and study_name in optuna.get_all_study_names(storage):
         log.info("overwrite: deleting the existing study %s", study_name)
         optuna.delete_study(study_name=study_name, storage=storage)
     return optuna.create_study(
@@ -151,6 +156,176 @@ def _objective(
     return best
 
 
+def create_tuning_study(
+    etl_dir: str | os.PathLike[str],
+    study_path: str | os.PathLike[str],
+    study_info_path: str | os.PathLike[str],
+    *,
+    model: Mapping[str, Any],
+    tune: Mapping[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """Create (``tune.overwrite``: recreate) the study the tuning workers share; write its JSON.
+
+    The study (SQLite file ``study_path``) is named after the model family and the ETL
+    fingerprint, so a rerun resumes it while other data or another family start a new one.
+    ``max_trials`` 0 creates no study (``"study": null``).
+    """
+    manifest, _ = load_etl(etl_dir)
+    architecture = model["name"]
+    info: dict[str, Any] = {"architecture": architecture, "study": None, "storage": None}
+    if tune["max_trials"]:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        name = f"{architecture}-{manifest['fingerprint'][:16]}"
+        study = make_study(
+            study_path, name, tune, _tune_seed(tune, seed), overwrite=tune["overwrite"]
+        )
+        info.update(study=name, storage=str(Path(study_path).resolve()))
+        log.info("%s study %s: %d finished trials", architecture, name, finished_trials(study))
+    write_text_atomic(study_info_path, json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def _tune_seed(tune: Mapping[str, Any], seed: int) -> int:
+    """The sampler seed: ``tune.seed``, or the global seed when it is null."""
+    return seed if tune["seed"] is None else int(tune["seed"])
+
+
+def run_tuning_worker(
+    etl_dir: str | os.PathLike[str],
+    study_info_path: str | os.PathLike[str],
+    worker_path: str | os.PathLike[str],
+    *,
+    model: Mapping[str, Any],
+    tune: Mapping[str, Any],
+    training: Mapping[str, Any],
+    seed: int,
+    worker: int = 0,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Run trials of the shared study until it holds ``max_trials`` finished trials.
+
+    Any number of workers (processes, SLURM jobs) can run at once on one study: each samples
+    with its own seed (the tuning seed + ``worker``), and each stops once the study holds
+    ``max_trials`` finished (complete or pruned) trials, so up to ``workers - 1`` trials still
+    running elsewhere may finish beyond it. Ctrl-C ends this worker after the current batch.
+    Writes ``worker_path``: the trial numbers this worker ran and whether it was interrupted.
+    """
+    import optuna
+
+    torch.set_num_threads(threads)
+    info = json.loads(Path(study_info_path).read_text())
+    summary: dict[str, Any] = {"worker": worker, "trials": [], "interrupted": False}
+    if info["study"] is None:
+        write_text_atomic(worker_path, json.dumps(summary, indent=1) + "\n")
+        return summary
+    manifest, parts = load_etl(etl_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = make_study(info["storage"], info["study"], tune, _tune_seed(tune, seed) + worker)
+    done = finished_trials(study)
+    remaining = max(tune["max_trials"] - done, 0)
+    log.info(
+        "worker %d on %s study %s: %d finished trials, up to %d more (%s, %d epochs per trial)",
+        worker,
+        info["architecture"],
+        study.study_name,
+        done,
+        remaining,
+        tune["tuning_strategy"],
+        tune["max_epochs_hpt"],
+    )
+    with Interrupt() as interrupt:
+
+        def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            summary["trials"].append(trial.number)
+            if interrupt.requested:
+                study.stop()
+
+        if remaining:
+            study.optimize(
+                lambda trial: _objective(
+                    trial,
+                    architecture=info["architecture"],
+                    fixed=dict(model["params"]),
+                    parts=parts,
+                    target_length=manifest["target_length"],
+                    n_classes=len(manifest["class_names"]),
+                    tune=tune,
+                    training=training,
+                    seed=_tune_seed(tune, seed),
+                    interrupt=interrupt,
+                ),
+                n_trials=remaining,
+                callbacks=[
+                    optuna.study.MaxTrialsCallback(
+                        tune["max_trials"],
+                        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+                    ),
+                    record,
+                ],
+                catch=(),
+            )
+        summary["interrupted"] = interrupt.requested
+    log.info("worker %d ran trials %s", worker, summary["trials"])
+    write_text_atomic(worker_path, json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def gather_tuning(
+    etl_dir: str | os.PathLike[str],
+    study_info_path: str | os.PathLike[str],
+    best_params_path: str | os.PathLike[str],
+    trials_path: str | os.PathLike[str],
+    plot_path: str | os.PathLike[str],
+    *,
+    model: Mapping[str, Any],
+    tune: Mapping[str, Any],
+    interrupted: bool = False,
+) -> dict[str, Any]:
+    """The best finished trial of the study; write best_params.json, trials CSV, plot.
+
+    Without a study (``max_trials`` 0): the family's defaults with ``model.params`` fixed.
+    ``interrupted`` (a worker was stopped by Ctrl-C) is recorded in best_params.json.
+    """
+    import optuna
+
+    manifest, _ = load_etl(etl_dir)
+    info = json.loads(Path(study_info_path).read_text())
+    architecture = info["architecture"]
+    if info["study"] is None:
+        fixed = dict(model["params"])
+        target_length = manifest["target_length"]
+        hyperparameters = {**default_hyperparameters(architecture, target_length), **fixed}
+        signal_model(architecture, hyperparameters, target_length, len(manifest["class_names"]))
+        best = {"architecture": architecture, "hyperparameters": hyperparameters, "trials": 0}
+        log.info("max_trials 0: %s defaults%s", architecture, " with model.params" * bool(fixed))
+        _write_results(best, pd.DataFrame(), None, best_params_path, trials_path, plot_path)
+        return best
+    study = optuna.load_study(study_name=info["study"], storage=f"sqlite:///{info['storage']}")
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        raise InputError(
+            f"{info['storage']}: no tuning trial completed (interrupted or all pruned); "
+            "rerun to resume"
+        )
+    trial = study.best_trial
+    best = {
+        "architecture": architecture,
+        "hyperparameters": trial.user_attrs["hyperparameters"],
+        OBJECTIVE: trial.value,
+        "trial": trial.number,
+        "trials": finished_trials(study),
+        "strategy": tune["tuning_strategy"],
+        "study": study.study_name,
+        "interrupted": interrupted,
+    }
+    log.info("best trial %d: %s %.4f", trial.number, OBJECTIVE, trial.value)
+    _write_results(best, study.trials_dataframe(), study, best_params_path, trials_path, plot_path)
+    return best
+
+
 def tune_signal_model(
     etl_dir: str | os.PathLike[str],
     study_path: str | os.PathLike[str],
@@ -164,94 +339,34 @@ def tune_signal_model(
     seed: int,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Search the model family's hyperparameters; write best_params.json, trials CSV, plot.
+    """The whole search in one process: create the study, run one worker, gather the best.
 
-    The study (SQLite file ``study_path``) is named after the model family and the ETL
-    fingerprint, so a rerun resumes it (up to ``max_trials`` finished trials in all) while
-    other data or another family start a new one. Ctrl-C ends the search after the current
-    batch and keeps the best finished trial. ``max_trials`` 0: no search; the family's
-    defaults with ``model.params`` fixed.
+    ``study.json`` and ``workers/0.json`` are written beside ``study_path``. Ctrl-C ends the
+    search after the current batch and keeps the best finished trial.
     """
-    import optuna
-
-    torch.set_num_threads(threads)
-    manifest, parts = load_etl(etl_dir)
-    architecture = model["name"]
-    fixed = dict(model["params"])
-    target_length = manifest["target_length"]
-    n_classes = len(manifest["class_names"])
-    tune_seed = seed if tune["seed"] is None else tune["seed"]
-    if tune["max_trials"] == 0:
-        hyperparameters = {**default_hyperparameters(architecture, target_length), **fixed}
-        signal_model(architecture, hyperparameters, target_length, n_classes)  # check them
-        best = {"architecture": architecture, "hyperparameters": hyperparameters, "trials": 0}
-        log.info("max_trials 0: %s defaults%s", architecture, " with model.params" * bool(fixed))
-        _write_results(best, pd.DataFrame(), None, best_params_path, trials_path, plot_path)
-        return best
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = make_study(
-        study_path, f"{architecture}-{manifest['fingerprint'][:16]}", tune, tune_seed
+    study_dir = Path(study_path).parent
+    info_path = study_dir / "study.json"
+    create_tuning_study(etl_dir, study_path, info_path, model=model, tune=tune, seed=seed)
+    worker = run_tuning_worker(
+        etl_dir,
+        info_path,
+        study_dir / "workers" / "0.json",
+        model=model,
+        tune=tune,
+        training=training,
+        seed=seed,
+        threads=threads,
     )
-    done = finished_trials(study)
-    remaining = max(tune["max_trials"] - done, 0)
-    log.info(
-        "%s study %s: %d finished trials, running %d more (%s, %d epochs per trial)",
-        architecture,
-        study.study_name,
-        done,
-        remaining,
-        tune["tuning_strategy"],
-        tune["max_epochs_hpt"],
+    return gather_tuning(
+        etl_dir,
+        info_path,
+        best_params_path,
+        trials_path,
+        plot_path,
+        model=model,
+        tune=tune,
+        interrupted=worker["interrupted"],
     )
-    with Interrupt() as interrupt:
-
-        def stop_when_interrupted(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if interrupt.requested:
-                study.stop()
-
-        if remaining:
-            study.optimize(
-                lambda trial: _objective(
-                    trial,
-                    architecture=architecture,
-                    fixed=fixed,
-                    parts=parts,
-                    target_length=target_length,
-                    n_classes=n_classes,
-                    tune=tune,
-                    training=training,
-                    seed=tune_seed,
-                    interrupt=interrupt,
-                ),
-                n_trials=remaining,
-                callbacks=[
-                    optuna.study.MaxTrialsCallback(
-                        tune["max_trials"],
-                        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
-                    ),
-                    stop_when_interrupted,
-                ],
-                catch=(),
-            )
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not completed:
-        raise InputError(
-            f"{study_path}: no tuning trial completed (interrupted or all pruned); rerun to resume"
-        )
-    trial = study.best_trial
-    best = {
-        "architecture": architecture,
-        "hyperparameters": trial.user_attrs["hyperparameters"],
-        OBJECTIVE: trial.value,
-        "trial": trial.number,
-        "trials": finished_trials(study),
-        "strategy": tune["tuning_strategy"],
-        "study": study.study_name,
-        "interrupted": interrupt.requested,
-    }
-    log.info("best trial %d: %s %.4f", trial.number, OBJECTIVE, trial.value)
-    _write_results(best, study.trials_dataframe(), study, best_params_path, trials_path, plot_path)
-    return best
 
 
 def _write_results(
