@@ -342,6 +342,21 @@ def test_report_holds_metrics_and_histories(demo_run):
     assert sum(name.endswith("scatter.png") for name in names) == 2, names
 
 
+def test_every_report_item_has_a_caption():
+    import re
+
+    rules = REPO / "workflow" / "rules"
+    items = 0
+    for smk in sorted(rules.glob("*.smk")):
+        for block in re.findall(r"report\((.*?)\n\s*\)", smk.read_text(), flags=re.S):
+            items += 1
+            caption = re.search(r'caption="([^"]+)"', block)
+            assert caption, f"{smk.name}: report item without a caption: {block.strip()[:80]}"
+            text = (rules / caption.group(1)).read_text().strip()
+            assert len(text) > 40, f"{smk.name}: caption {caption.group(1)} is too short"
+    assert items >= 15
+
+
 def test_bpe_experiment_learns_its_vocabulary_unless_given(tmp_path):
     config = _tiny_config()
     del config["experiments"][CSE], config["experiments"][SALUKI]
