@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -P benchmarks/windows.py
 	$(BIN)/python -P benchmarks/loo.py
 	$(BIN)/python -P benchmarks/demo.py
+	$(BIN)/python -P benchmarks/dag.py
 
 config-docs: $(STAMP)
 	$(BIN)/nucflow config-docs > config/README.md

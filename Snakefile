@@ -20,6 +20,9 @@ include: "workflow/rules/signal.smk"
 include: "workflow/rules/tracks.smk"
 
 
+check_gpu_requests(workflow)
+
+
 rule all:
     input:
         all_targets(),

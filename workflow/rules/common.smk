@@ -294,3 +294,62 @@ def all_targets():
         )
         targets += interpret_targets(exp)
     return targets
+
+
+# ---- GPU requests (issue 8 "HPC"; call check_gpu_requests(workflow) after the includes) ----
+# GPU-capable rules declare the resource `gpu=job_resources("gpu")`. A profile's (or the command
+# line's) set-resources or default-resources must not hand GPUs to any other rule.
+
+
+def gpu_request(key, resource):
+    """The GPU request in a `key=value` resource (as text), or None if it asks for no GPU."""
+    value = getattr(resource, "raw", resource)
+    if key == "gpu":
+        try:
+            asks = float(value) > 0
+        except (TypeError, ValueError):  # an expression such as 2*attempt
+            asks = value is not None
+    elif key == "gpu_model":  # the SLURM plugin asks for one GPU of this model
+        asks = bool(value)
+    elif key == "gres":
+        asks = "gpu" in str(value).lower()
+    else:
+        asks = False
+    return f"{key}={value}" if asks else None
+
+
+def gpu_requests(resources):
+    """The GPU requests (as `key=value` texts) of a mapping of resources."""
+    found = [gpu_request(key, value) for key, value in (resources or {}).items()]
+    return [text for text in found if text]
+
+
+def check_gpu_requests(workflow):
+    """Raise InputError when set-resources or default-resources asks for GPUs for a rule that
+    does not declare a `gpu` resource (or for a rule that does not exist)."""
+    rules = {rule.name: rule for rule in workflow.rules}
+    gpu_rules = sorted(
+        name
+        for name, rule in rules.items()
+        if rule.ruleinfo is not None
+        and rule.ruleinfo.resources
+        and "gpu" in rule.ruleinfo.resources[1]
+    )
+    settings = workflow.resource_settings
+    for name, resources in (settings.overwrite_resources or {}).items():
+        asked = gpu_requests(resources)
+        if asked and name not in gpu_rules:
+            problem = "rule does not use GPUs" if name in rules else "no such rule"
+            raise InputError(
+                f"set-resources {name}:{asked[0]}: {problem} "
+                f"(GPU rules: {', '.join(gpu_rules)})"
+            )
+    asked = gpu_requests(settings.default_resources)
+    if asked:
+        raise InputError(
+            f"default-resources {asked[0]}: would give GPUs to every rule; set it per rule "
+            f"with set-resources (GPU rules: {', '.join(gpu_rules)})"
+        )
+
+
+# ---- end of GPU requests ----

@@ -50,6 +50,6 @@ rule interpret_gather:
     log:
         "logs/interpret/{exp}/{mode}/gather.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/report.yaml"
     script:
         "../../scripts/interpret_gather.py"

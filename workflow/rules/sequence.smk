@@ -170,7 +170,7 @@ rule rank_deltas:
     log:
         "logs/rank_deltas/{exp}/{fold}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     script:
         "../../scripts/rank_deltas.py"
 
@@ -189,7 +189,7 @@ rule aggregate:
     log:
         "logs/aggregate/{exp}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     script:
         "../../scripts/aggregate.py"
 

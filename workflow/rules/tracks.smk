@@ -22,7 +22,7 @@ checkpoint tracks_pools:
     log:
         "logs/tracks_pools/{exp}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     script:
         "../../scripts/tracks_pools.py"
 
@@ -117,7 +117,7 @@ rule tracks_benchmark:
     log:
         "logs/tracks_benchmark/{exp}/{name}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     script:
         "../../scripts/tracks_benchmark.py"
 
@@ -137,6 +137,6 @@ rule tracks_summary:
     log:
         "logs/tracks_summary/{exp}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     script:
         "../../scripts/tracks_summary.py"

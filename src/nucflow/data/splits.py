@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+# scikit-learn is imported inside the split functions: this module is imported when the
+# workflow is parsed (by every job, too), and scikit-learn takes about a second to import.
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from nucflow.data.encoded import load_encoded
 from nucflow.errors import InputError
@@ -50,6 +51,8 @@ def kfold_splits(
     Every id is in exactly one test part. The validation part is drawn stratified from the
     training part with seed ``seed + k``.
     """
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
     y = np.asarray(labels)
     if len(ids) < folds:
         raise InputError(f"{len(ids)} sequences are fewer than folds: {folds}")
@@ -73,6 +76,8 @@ def ratio_split(
     seed: int,
 ) -> list[Split]:
     """One fold ``0`` with train / valid / test proportions ``ratio`` (stratified, seeded)."""
+    from sklearn.model_selection import train_test_split
+
     y = np.asarray(labels)
     _check_classes(y, class_names, 3, "a train/valid/test split")
     train_share, valid_share, test_share = np.asarray(ratio, dtype=float) / float(sum(ratio))
@@ -95,6 +100,8 @@ def _split(fold: str, ids: np.ndarray, train, valid, test) -> Split:
 
 def holdout_split(ids: Sequence[str], valid_fraction: float, seed: int) -> Split:
     """Unstratified train / valid split of unlabelled ids (fold ``pretrain``, no test part)."""
+    from sklearn.model_selection import train_test_split
+
     if len(ids) < 2:
         raise InputError(f"{len(ids)} sequences: pretraining needs at least 2 (train and valid)")
     index = np.arange(len(ids))
@@ -106,6 +113,8 @@ def random_kfold_splits(
     ids: Sequence[str], folds: int, valid_fraction: float, seed: int
 ) -> list[Split]:
     """Unstratified K-fold partition (regression): every id is tested exactly once."""
+    from sklearn.model_selection import KFold, train_test_split
+
     if len(ids) < folds:
         raise InputError(f"{len(ids)} sequences are fewer than folds: {folds}")
     ids_array = np.asarray(ids, dtype=object)
@@ -122,6 +131,8 @@ def random_ratio_split(
     ids: Sequence[str], ratio: Sequence[float], seed: int, fold: str = "0"
 ) -> Split:
     """Unstratified train / valid / test split with proportions ``ratio`` (regression)."""
+    from sklearn.model_selection import train_test_split
+
     train_share, valid_share, test_share = np.asarray(ratio, dtype=float) / float(sum(ratio))
     index = np.arange(len(ids))
     rest, test = train_test_split(index, test_size=test_share, random_state=seed)
