@@ -6,12 +6,15 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nucflow.errors import InputError
 
 log = logging.getLogger("nucflow")
+
+# Where a step ran: the SLURM job and the GPUs SLURM (or the user) assigned to it.
+JOB_ENVIRONMENT = ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES")
 
 
 def configure_logging(log_path: str | os.PathLike[str] | None = None) -> None:
@@ -28,6 +31,11 @@ def configure_logging(log_path: str | os.PathLike[str] | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def job_environment(environ: Mapping[str, str] = os.environ) -> str:
+    """The set variables of :data:`JOB_ENVIRONMENT` as ``NAME=value`` words ("" when none is)."""
+    return " ".join(f"{name}={environ[name]}" for name in JOB_ENVIRONMENT if name in environ)
+
+
 def run_logged(
     log_path: str | os.PathLike[str] | None, step: Callable[..., Any], /, **arguments: Any
 ) -> int:
@@ -37,6 +45,8 @@ def run_logged(
     other exceptions propagate with their traceback.
     """
     configure_logging(log_path)
+    if environment := job_environment():
+        log.info("job environment: %s", environment)
     started = time.perf_counter()
     try:
         step(**arguments)
