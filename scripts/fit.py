@@ -22,5 +22,6 @@ raise SystemExit(
         threads=sm.threads,
         pretrained=sm.input.get("pretrained"),
         replicate=int(sm.wildcards.replicate),
+        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
     )
 )

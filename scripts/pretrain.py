@@ -19,5 +19,6 @@ raise SystemExit(
         pretrain=sm.params.pretrain,
         seed=sm.params.seed,
         threads=sm.threads,
+        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
     )
 )

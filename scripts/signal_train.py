@@ -18,5 +18,6 @@ raise SystemExit(
         training=sm.params.training,
         seed=sm.params.seed,
         threads=sm.threads,
+        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
     )
 )

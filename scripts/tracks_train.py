@@ -23,5 +23,6 @@ raise SystemExit(
         chrom_sizes=sm.input.get("chrom_sizes"),
         missing=sm.params.data["missing_chromosomes"],
         threads=sm.threads,
+        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
     )
 )

@@ -32,7 +32,7 @@ from nucflow.models.dcnn import raw_to_predictions
 from nucflow.models.files import load_model, to_device
 from nucflow.tracks_benchmark import POOLED, benchmark_tracks
 from nucflow.tracks_predict import average_strands, predict_bigwig
-from nucflow.train.fit import write_history
+from nucflow.train.fit import checkpoint_directory, file_stamps, remove_checkpoints, write_history
 from nucflow.train.tracks_fit import LOSS_OUTPUTS, fit_tracks, save_track_model
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,12 @@ def train_tracks_model(
     chrom_sizes: str | None = None,
     missing: str = "error",
     threads: int = 1,
+    devices: int = 1,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Train DCNN_V2 on batches drawn from the pools; keep the best epoch (validation dice, or
-    loss for the quantitative model).
+    loss for the quantitative model). ``devices`` > 1: DDP over that many GPUs; ``resume``:
+    keep a checkpoint beside ``model_dir`` and continue from it when rerun.
 
     Only Train cell lines' tracks are read: the pan-cell shuffle draws from them alone, and
     the run fails if a Test cell line's file was opened. The validation set is drawn once
@@ -195,6 +198,15 @@ def train_tracks_model(
 
     train = batches(train_pool, rois["tchroms"])
     hyperparameters = {"dense": training["dense"], "output": LOSS_OUTPUTS[loss]}
+    identity = {
+        "step": "tracks_train",
+        "rois": dict(rois),
+        "training": dict(training),
+        "seed": seed,
+        "missing": missing,
+        "inputs": file_stamps(meta, genome, train_pool, valid_pool, blacklist, chrom_sizes),
+    }
+    checkpoints = checkpoint_directory(model_dir, identity) if resume else None
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="validation-", dir=cache_dir) as scratch:
         valid_set = fixed_validation_set(
@@ -222,6 +234,8 @@ def train_tracks_model(
             seed=seed,
             quantitative=quantitative,
             loss=loss,
+            checkpoint_dir=checkpoints,
+            devices=devices,
         )
         del valid_set  # close the memory maps before the directory goes
     leaked = sorted(str(p) for p in loader.opened if p in test_files)  # resolved paths
@@ -240,6 +254,7 @@ def train_tracks_model(
             "target_scale_factor": training["target_scale_factor"],
         },
     )
+    remove_checkpoints(checkpoints)
     best = history.sign * history.best_score
     log.info("best epoch %d: %s %.4f", history.best_epoch, history.monitor, best)
     return {"best_epoch": history.best_epoch, history.monitor: best}

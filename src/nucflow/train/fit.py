@@ -1,18 +1,28 @@
-"""Fit one fold of a sequence classifier and write its model directory and history."""
+"""The shared training core (resumable, optionally multi-GPU Lightning fits) and fitting one
+fold of a sequence classifier."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import random
+import shutil
+import signal
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from lightning.fabric.plugins.environments import LightningEnvironment
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.strategies import DDPStrategy
+from torch.utils.data import DataLoader, TensorDataset
 
 from nucflow.data.encoded import EncodedSequences, load_encoded
 from nucflow.data.splits import load_split
@@ -29,10 +39,16 @@ from nucflow.models.files import (
 from nucflow.models.settings import ENCODER_KEYS, classifier_hyperparameters
 from nucflow.report.plots import plot_history
 from nucflow.tokenize import load_tokenizer
-from nucflow.train.module import MAXIMISED, EpochHistory, SupervisedModule
+from nucflow.train.interrupt import Preempted, Preemption
+from nucflow.train.module import MAXIMISED, EpochHistory, SupervisedModule, mixed_seed
 from nucflow.train.scaling import fit_scaler
 
 log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, ...]
+CHECKPOINT = "last.ckpt"
+"""The checkpoint file of a resumable run (in its checkpoint directory)."""
+_GLOBAL_RNG_WORD = 0x6E7563  # mixed into the seeds of the global generators (dropout)
 
 
 def model_tensors(data: EncodedSequences, labels: np.ndarray) -> list[torch.Tensor]:
@@ -43,30 +59,154 @@ def model_tensors(data: EncodedSequences, labels: np.ndarray) -> list[torch.Tens
     return tensors
 
 
-def sequence_loader(
+def distributed_rank() -> tuple[int, int]:
+    """(rank, number of processes) of this process in its DDP group; (0, 1) outside one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class EpochBatches:
+    """Training batches that are a pure function of (seed, epoch, batch index).
+
+    A resumable training loader for Lightning (a sized iterable, not a DataLoader):
+    :meth:`set_epoch` picks the epoch (:func:`fit_lightning` calls it at every epoch start),
+    and ``state_dict`` / ``load_state_dict`` (which Lightning saves with its loop state) let a
+    run restored from a mid-epoch checkpoint go on at the next batch without reading the
+    batches before it. Under DDP every process builds the same global batch and keeps its
+    share of the rows (process r of N: rows r, r + N, …), so ``batch_size`` stays the global
+    batch size and an epoch has as many steps as on one device; a last batch too small to give
+    every process ``min_rows`` rows is dropped. Subclasses define :meth:`batch_count` and
+    :meth:`make_batch`.
+    """
+
+    def __init__(self, seed: int, min_rows: int = 1) -> None:
+        self.seed = seed
+        self.min_rows = min_rows
+        self.epoch = 0
+        self._skip = 0
+        self._served = 0
+
+    def batch_count(self, world: int) -> int:
+        """Batches per epoch with ``world`` processes."""
+        raise NotImplementedError
+
+    def make_batch(self, epoch: int, index: int, rank: int, world: int) -> Batch:
+        """Process ``rank``'s part of batch ``index`` of ``epoch``."""
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next iteration serves ``epoch`` from its first batch."""
+        self.epoch, self._skip, self._served = epoch, 0, 0
+
+    def __len__(self) -> int:
+        return self.batch_count(distributed_rank()[1])
+
+    def __iter__(self) -> Iterator[Batch]:
+        rank, world = distributed_rank()
+        count = self.batch_count(world)
+        start = self._skip if self._skip < count else 0
+        self._skip = 0
+        for index in range(start, count):
+            batch = self.make_batch(self.epoch, index, rank, world)
+            self._served = index + 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch and how many of its batches were served."""
+        return {"epoch": self.epoch, "batches": self._served}
+
+    def load_state_dict(self, state_dict: Mapping[str, int]) -> None:
+        """Go on after the batches a checkpoint's run had served."""
+        self.epoch = int(state_dict["epoch"])
+        self._skip = self._served = int(state_dict["batches"])
+
+
+class IndexBatches(EpochBatches):
+    """Batches of ``batch_size`` of ``n_items`` items in an order drawn per epoch.
+
+    Each epoch is a shuffled pass (seeded with the seed and the epoch), or with ``n_samples``
+    that many draws with replacement. ``fetch(indices, seed)`` returns the items ``indices``
+    as a batch; ``seed`` (from the seed, epoch, batch index and process rank) seeds any
+    per-batch randomness such as augmentation.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[torch.Tensor, int], Batch],
+        n_items: int,
+        batch_size: int,
+        seed: int,
+        *,
+        n_samples: int | None = None,
+        min_rows: int = 1,
+    ) -> None:
+        super().__init__(seed, min_rows)
+        if batch_size < 1:
+            raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.fetch = fetch
+        self.n_items = n_items
+        self.batch_size = batch_size
+        self.n_samples = n_samples
+        self._order: tuple[int, torch.Tensor] | None = None
+
+    def batch_count(self, world: int) -> int:
+        """Batches per epoch: the last, partial one only if every process gets enough rows."""
+        if self.batch_size < world * self.min_rows:
+            raise InputError(
+                f"batch_size {self.batch_size} is too small to split over {world} devices "
+                f"(expected at least {world * self.min_rows})"
+            )
+        draws = self.n_items if self.n_samples is None else self.n_samples
+        full, last = divmod(draws, self.batch_size)
+        return full + int(last >= world * self.min_rows)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The item indices of ``epoch``, in the order they are served."""
+        if self._order is None or self._order[0] != epoch:
+            generator = torch.Generator().manual_seed(mixed_seed(self.seed, epoch))
+            if self.n_samples is None:
+                order = torch.randperm(self.n_items, generator=generator)
+            else:
+                order = torch.randint(self.n_items, (self.n_samples,), generator=generator)
+            self._order = (epoch, order)
+        return self._order[1]
+
+    def make_batch(self, epoch: int, index: int, rank: int, world: int) -> Batch:
+        """Process ``rank``'s rows of batch ``index``."""
+        rows = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.fetch(rows[rank::world], mixed_seed(self.seed, epoch, index, rank))
+
+
+def tensor_rows(tensors: Sequence[torch.Tensor], indices: torch.Tensor, seed: int) -> Batch:
+    """The rows ``indices`` of each tensor (a fetch function of :class:`IndexBatches`)."""
+    return tuple(tensor[indices] for tensor in tensors)
+
+
+def sequence_batches(
     data: EncodedSequences,
     labels: np.ndarray,
     batch_size: int,
     seed: int,
     *,
-    shuffle: bool,
     n_samples: int | None = None,
-) -> DataLoader:
-    """A DataLoader over (inputs, label[, weight]) triples.
+) -> IndexBatches:
+    """Training batches of (inputs, label[, weight]): a shuffled pass per epoch, or ``n_samples``
+    draws with replacement (lncRNA-Py's epochs of ``n_samples_per_epoch`` draws). Seeded per
+    epoch, resumable mid-epoch (see :class:`EpochBatches`)."""
+    tensors = model_tensors(data, labels)
+    return IndexBatches(
+        partial(tensor_rows, tensors), len(labels), batch_size, seed, n_samples=n_samples
+    )
+
+
+def sequence_loader(data: EncodedSequences, labels: np.ndarray, batch_size: int) -> DataLoader:
+    """A DataLoader over (inputs, label[, weight]) triples in order (for evaluation).
 
     Integer inputs (token ids, codes) become int64, float inputs (atomic rows) float32;
-    ``labels`` are class indices or scaled regression values. ``n_samples`` draws that many
-    sequences with replacement per epoch (lncRNA-Py's epochs of ``n_samples_per_epoch``
-    draws); otherwise one pass, shuffled or in order. Seeded.
+    ``labels`` are class indices or scaled regression values.
     """
-    dataset = TensorDataset(*model_tensors(data, labels))
-    generator = torch.Generator().manual_seed(seed)
-    if n_samples is not None:
-        sampler = RandomSampler(
-            dataset, replacement=True, num_samples=n_samples, generator=generator
-        )
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    return DataLoader(TensorDataset(*model_tensors(data, labels)), batch_size=batch_size)
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -79,11 +219,101 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(len(labels) / (n_classes * counts), dtype=torch.float32)
 
 
-def trainer_settings() -> dict[str, Any]:
-    """Accelerator and precision: the GPU in bf16 autocast when present, else the CPU in fp32."""
-    if torch.cuda.is_available():
-        return {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed"}
-    return {"accelerator": "cpu", "devices": 1, "precision": "32-true"}
+def trainer_settings(devices: int = 1, accelerator: str | None = None) -> dict[str, Any]:
+    """Accelerator, precision, devices and strategy of a Lightning trainer.
+
+    Without ``accelerator``: the GPU in bf16 autocast when CUDA is present, else the CPU in
+    fp32. ``devices`` > 1 trains with DDP, one process per device (see :func:`fit_lightning`);
+    more GPUs than present are cut down, and several GPUs asked for without CUDA fall back to
+    one CPU process, with a warning. ``accelerator="cpu"`` with ``devices`` > 1 runs that many
+    CPU processes (gloo; tests). The cluster environment is always Lightning's own, never
+    SLURM's: no ``scontrol requeue`` on SIGUSR1, no ranks expected from ``srun``.
+    """
+    if devices < 1:
+        raise InputError(f"devices must be ≥ 1, got {devices}")
+    if accelerator == "gpu" or (accelerator is None and torch.cuda.is_available()):
+        available = torch.cuda.device_count()
+        if devices > available:
+            log.warning("%d GPUs asked for, %d present: training on those", devices, available)
+            devices = available
+        settings: dict[str, Any] = {
+            "accelerator": "gpu",
+            "devices": devices,
+            "precision": "bf16-mixed",
+        }
+    else:
+        if devices > 1 and accelerator is None:
+            log.warning(
+                "%d GPUs asked for (resources.gpu) but CUDA is not available: training in one "
+                "CPU process",
+                devices,
+            )
+            devices = 1
+        settings = {"accelerator": "cpu", "devices": devices, "precision": "32-true"}
+    environment = LightningEnvironment()
+    if devices > 1:
+        settings["strategy"] = DDPStrategy(
+            cluster_environment=environment, find_unused_parameters=True
+        )
+    else:
+        settings["plugins"] = [environment]
+    return settings
+
+
+def file_stamps(*paths: str | os.PathLike[str] | None) -> list[list[Any]]:
+    """(path, size, modification time) of each file, or of each file under a directory (None:
+    skipped): what a checkpoint directory checks to tell a rerun of the same job."""
+    stamps = []
+    for path in paths:
+        if path is None:
+            continue
+        root = Path(path)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for file in files:
+            stat = file.stat()
+            stamps.append([str(file.resolve()), stat.st_size, stat.st_mtime_ns])
+    return stamps
+
+
+def _is_worker_process() -> bool:
+    """Whether this is a DDP worker (rank > 0), a copy of the job started by Lightning."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
+
+
+def checkpoint_directory(model_dir: str | os.PathLike[str], identity: Mapping[str, Any]) -> Path:
+    """The checkpoint directory of the run that writes ``model_dir``: ``<model_dir>.checkpoints``.
+
+    Beside the model directory, not in it: Snakemake deletes a job's outputs before it reruns
+    the job, and the checkpoints must survive that. ``identity`` (the run's settings and
+    :func:`file_stamps` of its inputs) is kept in ``run.json``; a directory left by a run with
+    another identity is deleted, not resumed. Delete the directory with
+    :func:`remove_checkpoints` once the outputs are written.
+    """
+    model_path = Path(model_dir)
+    directory = model_path.with_name(model_path.name + ".checkpoints")
+    if _is_worker_process():  # the main process has prepared it before starting the workers
+        return directory
+    stamp = directory / "run.json"
+    text = json.dumps(identity, sort_keys=True, default=str)
+    if directory.exists():
+        try:
+            same = stamp.read_text() == text
+        except OSError:
+            same = False
+        if same:
+            return directory
+        log.warning("%s: checkpoints of a run with other settings or inputs, deleted", directory)
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    with atomic_path(stamp) as tmp:
+        Path(tmp).write_text(text)
+    return directory
+
+
+def remove_checkpoints(directory: str | os.PathLike[str] | None) -> None:
+    """Delete a run's checkpoint directory (its outputs are written)."""
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def same_encoding(first: dict[str, Any], second: dict[str, Any]) -> bool:
@@ -103,10 +333,172 @@ def _describe_encoding(spec: dict[str, Any]) -> str:
     return f"{spec.get('method')} ({details})"
 
 
+class EpochSeeds(L.Callback):
+    """Make training randomness a function of (seed, epoch, batch index).
+
+    Every epoch start tells the training loader its epoch (``set_epoch``, see
+    :class:`EpochBatches`); every batch start reseeds the global torch, NumPy and Python
+    generators (dropout and the like) from the seed, the epoch, the batch index and the process
+    rank. A run resumed from a checkpoint therefore draws exactly what an uninterrupted one
+    would, with no generator state to save.
+    """
+
+    def __init__(self, seed: int, loader: object) -> None:
+        self.seed = seed
+        self.loader = loader
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Set the training loader's epoch."""
+        set_epoch = getattr(self.loader, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(trainer.current_epoch)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Reseed the global generators for this batch."""
+        seed = mixed_seed(
+            self.seed, _GLOBAL_RNG_WORD, trainer.current_epoch, batch_idx, trainer.global_rank
+        )
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+
+
+class RunCheckpoints(Checkpoint):
+    """Checkpoints of a resumable run, and its stop on SIGTERM / SIGUSR1.
+
+    ``directory/last.ckpt`` (written atomically, by the first process only) holds the model,
+    optimizer and schedulers, Lightning's loop state and the training loader's position, and
+    the callbacks' states (the :class:`~nucflow.train.module.EpochHistory` with the best
+    weights, early stopping). It is saved at the end of every complete epoch and when training
+    ends. After a preemption signal it is saved at the end of the current batch (mid-epoch: the
+    run resumes at the next batch; at an epoch's last batch, after the epoch) and
+    :class:`Preempted` is raised. Without a directory a signal only stops the run.
+    Lightning's own SIGTERM handler is replaced when training starts. A :class:`Checkpoint`
+    for Lightning, so its epoch-end hook runs after early stopping's.
+
+    Lightning does not step plateau schedulers (ReduceLROnPlateau) after the first epoch of a
+    resumed run, nor after an epoch whose end-of-epoch checkpoint was resumed (it saves no
+    metrics); this callback does both, so a resumed run keeps the same learning rates.
+    """
+
+    def __init__(self, directory: Path | None, preemption: Preemption) -> None:
+        self.directory = directory
+        self.preemption = preemption
+        self._stopped = False
+        self._plateau: dict[str, Any] | None = None  # the epoch's step still to take
+
+    def state_dict(self) -> dict[str, Any]:
+        """Whether the run had stopped early; the plateau step its epoch end still owes."""
+        return {"stopped": self._stopped, "plateau": self._plateau}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take up a checkpoint's state."""
+        self._stopped = bool(state_dict.get("stopped", False))
+        self._plateau = state_dict.get("plateau")
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Forward the preemption signals to the DDP worker processes from now on."""
+        self._take_signals(trainer)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Take the signals over from Lightning, which has just installed its SIGTERM handler
+        (it would stop at once, with status 0, and under DDP broadcast inside the handler).
+        A resumed run: take the plateau step it owes; stop at once if it had stopped."""
+        self._take_signals(trainer)
+        if self._plateau is not None:
+            step_plateau_schedulers(trainer, pl_module, **self._plateau)
+            self._plateau = None
+        if self._stopped:
+            trainer.should_stop = True
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """After a preemption signal: save and stop (at an epoch's last batch: after it)."""
+        if self._signalled(trainer) and batch_idx + 1 < trainer.num_training_batches:
+            self._save(trainer)
+            self._preempt(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Save a complete epoch; stop if a preemption signal came (unless the run ends now)."""
+        epoch = trainer.current_epoch
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if trainer.fit_loop.restarting:  # Lightning skips the plateau step of this epoch
+            step_plateau_schedulers(trainer, pl_module, epoch=epoch, metrics=metrics)
+        else:  # Lightning takes it after this hook: a resumed run must take it
+            self._plateau = {"epoch": epoch, "metrics": metrics}
+        completed = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if completed >= trainer.num_training_batches:
+            self._stopped = trainer.should_stop  # early stopping has decided (it runs before)
+            self._save(trainer)
+        self._plateau = None
+        ending = trainer.should_stop or epoch + 1 >= (trainer.max_epochs or 0)
+        if not ending and self._signalled(trainer):  # a run that ends now just finishes
+            self._preempt(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Stop if a preemption signal came since the last epoch ended."""
+        if self._signalled(trainer):
+            self._preempt(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Save the finished run (a rerun killed before writing its outputs restores it)."""
+        self._stopped = trainer.should_stop
+        self._save(trainer)
+
+    def _take_signals(self, trainer: L.Trainer) -> None:
+        launcher = trainer.strategy.launcher
+        self.preemption.install(launcher.kill if launcher is not None else None)
+
+    def _signalled(self, trainer: L.Trainer) -> bool:
+        """Whether any process received a preemption signal (all processes ask together)."""
+        return trainer.strategy.reduce_boolean_decision(self.preemption.requested, all=False)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / CHECKPOINT
+        if trainer.is_global_zero:
+            with atomic_path(path) as tmp:
+                trainer.save_checkpoint(tmp)
+        else:
+            trainer.save_checkpoint(path)  # collective; only the first process writes
+        trainer.strategy.barrier("nucflow_checkpoint")
+
+    def _preempt(self, trainer: L.Trainer) -> None:
+        signum = self.preemption.signum or signal.SIGTERM  # another process got it
+        if trainer.is_global_zero:
+            where = f"checkpoint in {self.directory}" if self.directory else "no checkpoint"
+            log.warning("preempted: training stopped, %s; rerun to resume", where)
+        raise Preempted(signum)
+
+
+def step_plateau_schedulers(
+    trainer: L.Trainer, pl_module: L.LightningModule, *, epoch: int, metrics: Mapping[str, float]
+) -> None:
+    """Step the epoch-interval plateau schedulers after ``epoch`` on its ``metrics``, as
+    Lightning does after an epoch (its frequency and monitor rules)."""
+    for config in trainer.lr_scheduler_configs:
+        if not config.reduce_on_plateau or config.interval != "epoch":
+            continue
+        if (epoch + 1) % config.frequency:
+            continue
+        value = metrics.get(config.monitor) if config.monitor else None
+        if value is not None:
+            pl_module.lr_scheduler_step(config.scheduler, value)
+
+
 def fit_lightning(
     module: L.LightningModule,
-    train_loader: DataLoader,
-    valid_loader: DataLoader,
+    train_loader: Any,
+    valid_loader: Any,
     *,
     epochs: int,
     monitor: str,
@@ -114,37 +506,76 @@ def fit_lightning(
     gradient_clip: float | None = None,
     stop_monitor: str | None = None,
     callbacks: Sequence[L.Callback] = (),
+    seed: int = 0,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    devices: int = 1,
+    accelerator: str | None = None,
 ) -> EpochHistory:
     """Train ``module``; keep each epoch's metrics and the best epoch's weights (by ``monitor``).
 
     Early stopping after ``patience`` epochs without improvement of ``stop_monitor`` (default:
     ``monitor``; None patience: run every epoch). ``callbacks`` run after the history's.
+    Randomness is a function of ``seed``, the epoch and the batch (:class:`EpochSeeds`; the
+    training loader should be an :class:`EpochBatches`).
+
+    With ``checkpoint_dir`` the run is resumable (:class:`RunCheckpoints`): it resumes from
+    ``last.ckpt`` there when present, and on SIGTERM / SIGUSR1 it saves and raises
+    :class:`~nucflow.train.interrupt.Preempted` (exit status 128 + signal). A resumed run ends
+    with the same history and weights as an uninterrupted one.
+
+    ``devices`` > 1 trains with DDP (:func:`trainer_settings`): Lightning starts devices − 1
+    copies of the running command (its "ddp" launcher); they reach this call, train, and end
+    here with exit status 0, so only the first process (this one) returns and writes files.
     """
     history = EpochHistory(monitor)
-    all_callbacks: list[L.Callback] = [history, *callbacks]
+    preemption = Preemption()
+    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    all_callbacks: list[L.Callback] = [
+        EpochSeeds(seed, train_loader),
+        history,
+        *callbacks,
+        RunCheckpoints(directory, preemption),
+    ]
     if patience is not None:
         stop_on = stop_monitor or monitor
         mode = "max" if stop_on in MAXIMISED else "min"
         all_callbacks.append(
             L.pytorch.callbacks.EarlyStopping(monitor=stop_on, mode=mode, patience=patience)
         )
+    resume = None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if (directory / CHECKPOINT).is_file():
+            resume = directory / CHECKPOINT
+            log.info("resuming from %s", resume)
     trainer = L.Trainer(
         max_epochs=epochs,
         callbacks=all_callbacks,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=True,  # RunCheckpoints is the only checkpoint callback
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=True,
         gradient_clip_val=gradient_clip,
-        **trainer_settings(),
+        use_distributed_sampler=False,  # EpochBatches splits the batches itself
+        **trainer_settings(devices, accelerator),
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), preemption:
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*GPU available but not used.*")
         warnings.filterwarnings("ignore", ".*treespec, LeafSpec.*")  # inside Lightning 2.6
-        trainer.fit(module, train_loader, valid_loader)
+        warnings.filterwarnings("ignore", ".*srun. command is available.*")
+        warnings.filterwarnings("ignore", ".*sync_dist=True.*")  # every process validates all
+        warnings.filterwarnings("ignore", ".*find_unused_parameters=True.*")
+        try:
+            trainer.fit(module, train_loader, valid_loader, ckpt_path=resume, weights_only=False)
+        except Preempted:
+            if trainer.global_rank > 0:
+                raise SystemExit(0) from None  # the first process reports the preemption
+            raise
+    if trainer.global_rank > 0:
+        raise SystemExit(0)  # a DDP worker: its copy of the job ends with the training
     if history.best_state is None:
         raise InputError(f"no epoch produced a finite {monitor}")
     return history
@@ -233,6 +664,8 @@ def fit_fold(
     threads: int = 1,
     pretrained: str | os.PathLike[str] | None = None,
     replicate: int = 0,
+    devices: int = 1,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Train on a fold's train part, select the best epoch on its valid part, save the model.
 
@@ -243,6 +676,8 @@ def fit_fold(
     ``replicate`` r trains with seed ``seed + fold + 1000·r``.
     Early stopping and model selection follow ``training["monitor"]``. Writes the model
     directory, ``history.csv`` and its plot; returns a summary (best epoch and its score).
+    ``devices`` > 1 trains with DDP; ``resume`` keeps checkpoints in ``<model_dir>.checkpoints``
+    (resumed by a rerun, deleted once the outputs are written; see :func:`fit_lightning`).
     """
     torch.set_num_threads(threads)
     split = load_split(split_path)
@@ -299,21 +734,40 @@ def fit_fold(
     )
     monitor = training["monitor"] or ("val_pearson_r" if regression else "val_macro_f1")
     batch_size = training["batch_size"]
+    checkpoints = None
+    if resume:
+        identity = {
+            "step": "fit",
+            "model": model_settings,
+            "encoding": encoding,
+            "training": training,
+            "task": task,
+            "seed": fold_seed,
+            "inputs": file_stamps(
+                encoded_path,
+                tokenizer_path,
+                split_path,
+                pretrained or training["pretrained_model"],
+            ),
+        }
+        checkpoints = checkpoint_directory(model_dir, identity)
     history = fit_lightning(
         module,
-        sequence_loader(
+        sequence_batches(
             train,
             train_labels,
             batch_size,
             fold_seed,
-            shuffle=True,
             n_samples=training["n_samples_per_epoch"],
         ),
-        sequence_loader(valid, valid_labels, batch_size, fold_seed, shuffle=False),
+        sequence_loader(valid, valid_labels, batch_size),
         epochs=training["epochs"],
         monitor=monitor,
         patience=training["patience"],
         gradient_clip=training["gradient_clip"],
+        seed=fold_seed,
+        checkpoint_dir=checkpoints,
+        devices=devices,
     )
     model.load_state_dict(history.best_state)
     frame = write_history(history, history_path, plot_path)
@@ -337,6 +791,7 @@ def fit_fold(
             training={**summary, "seed": fold_seed, **training},
         ),
     )
+    remove_checkpoints(checkpoints)
     log.info(
         "fold %s: best epoch %d of %d, %s = %.4f",
         split.fold,

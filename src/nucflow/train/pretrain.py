@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from nucflow.data.encoded import load_encoded
 from nucflow.data.splits import load_split
@@ -31,7 +32,15 @@ from nucflow.models import build_model
 from nucflow.models.files import ModelConfig, save_model
 from nucflow.models.settings import encoder_hyperparameters
 from nucflow.tokenize import load_tokenizer
-from nucflow.train.fit import fit_lightning, write_history
+from nucflow.train.fit import (
+    IndexBatches,
+    checkpoint_directory,
+    file_stamps,
+    fit_lightning,
+    remove_checkpoints,
+    tensor_rows,
+    write_history,
+)
 from nucflow.train.masking import (
     IGNORE_INDEX,
     check_masking,
@@ -40,6 +49,7 @@ from nucflow.train.masking import (
     mask_tokens,
     random_reading_frame,
 )
+from nucflow.train.module import TrainingModule, mixed_seed
 from nucflow.train.schedules import noam_scheduler
 
 log = logging.getLogger(__name__)
@@ -48,13 +58,6 @@ MONITOR = "val_accuracy"
 """Pretraining keeps the epoch with the best validation accuracy over masked positions."""
 _VALID_CHUNK_ROWS = 1024
 """Validation masks are drawn this many rows at a time (bounds temporary memory)."""
-
-
-def _seed_for(*words: int) -> int:
-    """A 63-bit generator seed mixed from integers (distinct tuples give unrelated streams)."""
-    entropy = [int(w) & 0xFFFF_FFFF_FFFF_FFFF for w in words]  # SeedSequence wants w >= 0
-    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
 
 
 def _default_label_smoothing(encoding_method: str) -> float:
@@ -92,19 +95,21 @@ def mask_rows(
     return mask_nucleotides(rows, p_mlm, p_mask, p_random, mask_size, generator)
 
 
-class MaskedLMModule(L.LightningModule):
+class MaskedLMModule(TrainingModule):
     """Masked-LM training of a :class:`~nucflow.models.bert.BertMaskedLM` with the Noam schedule.
 
     Training batches hold rows of token ids or CSE codes ``(rows,)``; they are masked on the
     CPU before the transfer to the device (:meth:`on_before_batch_transfer`), with a generator
     seeded from ``seed``, the epoch and the batch index (reproducible, and the same on the CPU
-    and the GPU). CSE rows are first cropped to a random reading frame
-    (``random_reading_frame``) or to the first one. Validation batches are already masked
-    ``(inputs, targets)`` (see :func:`validation_masks`). Logged per epoch:
-    ``train_loss``, ``train_accuracy``, ``learning_rate`` (mean over the epoch's steps),
-    ``val_loss`` and ``val_accuracy`` (argmax accuracy over all masked validation positions).
-    Losses are cross-entropy means over masked positions; a batch without any masked
-    position is skipped. ``learning_rate`` is the base rate that the Noam factor multiplies
+    and the GPU; under DDP also from the process rank). CSE rows are first cropped to a random
+    reading frame (``random_reading_frame``) or to the first one. Validation batches are
+    already masked ``(inputs, targets)`` (see :func:`validation_masks`). Logged per epoch:
+    ``train_loss``, ``train_accuracy``, ``learning_rate`` (mean over the epoch's steps; epoch
+    means that survive a mid-epoch restart, see
+    :meth:`~nucflow.train.module.TrainingModule.log_epoch_means`), ``val_loss`` and
+    ``val_accuracy`` (argmax accuracy over all masked validation positions). Losses are
+    cross-entropy means over masked positions; a batch without any masked position is
+    skipped. ``learning_rate`` is the base rate that the Noam factor multiplies
     (1.0: the factor is the rate); ``label_smoothing`` None means 0.1 for token encodings and
     0.0 for CSE.
     """
@@ -127,7 +132,7 @@ class MaskedLMModule(L.LightningModule):
         label_smoothing: float | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(seed)
         check_masking(p_mlm, p_mask, p_random, mask_size)
         if encoding_method == "cse" and not kernel_size:
             raise InputError("CSE pretraining needs the encoding's kernel_size")
@@ -146,7 +151,6 @@ class MaskedLMModule(L.LightningModule):
             if label_smoothing is None
             else label_smoothing
         )
-        self.seed = seed
         self._val_correct: torch.Tensor | int = 0
         self._val_count = 0
         self._batch_in_epoch = 0
@@ -174,7 +178,18 @@ class MaskedLMModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """Restart the per-epoch batch counter that seeds the training masks."""
+        super().on_train_epoch_start()
         self._batch_in_epoch = 0
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the batch counter with the checkpoint (a mid-epoch one needs it)."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["nucflow_mlm_batch_in_epoch"] = self._batch_in_epoch
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the batch counter of a checkpoint."""
+        super().on_load_checkpoint(checkpoint)
+        self._batch_in_epoch = int(checkpoint.get("nucflow_mlm_batch_in_epoch", 0))
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Mask training rows on the CPU, before the batch moves to the device.
@@ -187,7 +202,7 @@ class MaskedLMModule(L.LightningModule):
         if self.trainer.training:
             (rows,) = batch
             generator = torch.Generator().manual_seed(
-                _seed_for(self.seed, 0, self.current_epoch, self._batch_in_epoch)
+                self.batch_seed(0, self.current_epoch, self._batch_in_epoch)
             )
             self._batch_in_epoch += 1
             inputs, targets = self.corrupt(rows, generator)
@@ -219,15 +234,8 @@ class MaskedLMModule(L.LightningModule):
         if count == 0:
             return None
         loss, correct = self._masked_loss(inputs, targets)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=count)
-        self.log("train_accuracy", correct / count, on_step=False, on_epoch=True, batch_size=count)
-        self.log(
-            "learning_rate",
-            float(self.optimizers().param_groups[0]["lr"]),
-            on_step=False,
-            on_epoch=True,
-            batch_size=1,
-        )
+        self.log_epoch_means({"train_loss": loss, "train_accuracy": correct / count}, count)
+        self.log_epoch_means({"learning_rate": self.optimizers().param_groups[0]["lr"]}, 1)
         return loss
 
     def validation_step(
@@ -280,7 +288,7 @@ def validation_masks(
     bounded on large validation sets.
     """
     data = torch.as_tensor(rows)
-    generator = torch.Generator().manual_seed(_seed_for(seed, 1))
+    generator = torch.Generator().manual_seed(mixed_seed(seed, 1))
     target_dtype = torch.int8 if encoding_method == "cse" else torch.int32
     inputs, targets = [], []
     for start in range(0, max(len(data), 1), _VALID_CHUNK_ROWS):
@@ -338,6 +346,8 @@ def pretrain_model(
     pretrain: dict[str, Any],
     seed: int,
     threads: int = 1,
+    devices: int = 1,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Pretrain a BERT encoder by masked-LM on a split's train part; keep the best epoch.
 
@@ -348,7 +358,9 @@ def pretrain_model(
     rate of the warm-up schedule, 1.0 in the original recipe). Writes the model
     directory (architecture ``bert_mlm``, task ``mlm``), ``history.csv`` (one row per epoch,
     ``best`` marks the kept one) and its plot; returns a summary (best epoch, its
-    val_accuracy, epochs run, train/valid sizes).
+    val_accuracy, epochs run, train/valid sizes). ``devices`` > 1 trains with DDP; ``resume``
+    keeps checkpoints in ``<model_dir>.checkpoints`` (resumed by a rerun, deleted once the
+    outputs are written; see :func:`~nucflow.train.fit.fit_lightning`).
     """
     torch.set_num_threads(threads)
     split = load_split(split_path)
@@ -392,13 +404,7 @@ def pretrain_model(
         seed=seed,
         **masking,
     )
-    train_rows = TensorDataset(torch.from_numpy(np.ascontiguousarray(train.tokens)))
-    sampler = RandomSampler(
-        train_rows,
-        replacement=True,
-        num_samples=int(pretrain["n_samples_per_epoch"]),
-        generator=torch.Generator().manual_seed(seed),
-    )
+    train_rows = torch.from_numpy(np.ascontiguousarray(train.tokens))
     valid_inputs, valid_targets = validation_masks(
         valid.tokens,
         encoding_method=method,
@@ -413,13 +419,33 @@ def pretrain_model(
             "sequences for p_mlm); expected a larger validation part"
         )
     batch_size = int(pretrain["batch_size"])
+    checkpoints = None
+    if resume:
+        identity = {
+            "step": "pretrain",
+            "model": model_settings,
+            "encoding": encoding,
+            "pretrain": pretrain,
+            "seed": seed,
+            "inputs": file_stamps(encoded_path, tokenizer_path, split_path),
+        }
+        checkpoints = checkpoint_directory(model_dir, identity)
     history = fit_lightning(
         module,
-        DataLoader(train_rows, batch_size=batch_size, sampler=sampler),
+        IndexBatches(
+            partial(tensor_rows, (train_rows,)),
+            len(train_rows),
+            batch_size,
+            seed,
+            n_samples=int(pretrain["n_samples_per_epoch"]),
+        ),
         DataLoader(TensorDataset(valid_inputs, valid_targets), batch_size=batch_size),
         epochs=int(pretrain["epochs"]),
         monitor=MONITOR,
         patience=None,
+        seed=seed,
+        checkpoint_dir=checkpoints,
+        devices=devices,
     )
     model.load_state_dict(history.best_state)
     frame = write_history(history, history_path, plot_path)
@@ -442,6 +468,7 @@ def pretrain_model(
             training={**summary, "seed": seed, **pretrain},
         ),
     )
+    remove_checkpoints(checkpoints)
     log.info(
         "pretraining: best epoch %d of %d, %s = %.4f",
         history.best_epoch,

@@ -11,16 +11,25 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
-from nucflow.data.signal_dataset import SignalDataset
+from nucflow.data.signal_dataset import SignalDataset, time_warp
 from nucflow.data.signal_etl import SignalPart, load_etl
 from nucflow.errors import InputError
 from nucflow.models import build_model
 from nucflow.models.files import ModelConfig, save_model
-from nucflow.train.fit import fit_lightning, write_history
+from nucflow.train.fit import (
+    Batch,
+    IndexBatches,
+    checkpoint_directory,
+    file_stamps,
+    fit_lightning,
+    remove_checkpoints,
+    write_history,
+)
 from nucflow.train.interrupt import Interrupt, StopOnInterrupt
 from nucflow.train.lr_schedules import build_lr_scheduler, scheduler_description
 from nucflow.train.module import EpochHistory, SupervisedModule
@@ -36,23 +45,37 @@ def signal_loader(
     train: bool,
     augment: bool = False,
     max_warp: float = 0.2,
-) -> DataLoader:
+) -> IndexBatches | DataLoader:
     """Batches of (signal rows with NaN padding, class index).
 
-    Training loaders are shuffled every epoch (augmented copies are separate items, so they
-    land in different batches); a last batch of one read is dropped, since batch norm cannot
-    train on it. Evaluation loaders keep every read in order.
+    Training batches are shuffled every epoch (augmented copies are separate items, so they
+    land in different batches; their warps are drawn per batch, see :func:`signal_batch`); a
+    last batch of one read is dropped, since batch norm cannot train on it. Evaluation loaders
+    keep every read in order.
     """
     dataset = SignalDataset(part.x, part.y, augment=train and augment, max_warp=max_warp, seed=seed)
     if not train:
         return DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        drop_last=len(dataset) % batch_size == 1,
-    )
+    return IndexBatches(partial(signal_batch, dataset), len(dataset), batch_size, seed, min_rows=2)
+
+
+def signal_batch(dataset: SignalDataset, indices: torch.Tensor, seed: int) -> Batch:
+    """Items ``indices`` of ``dataset`` collated, with the time warps (SignalDataset's variants
+    1 and 2 of an example) drawn in index order from a generator seeded with ``seed``: a
+    batch is the same whenever it is drawn, e.g. after a restart."""
+    items = indices.tolist()
+    if not dataset.augment:
+        return default_collate(dataset.__getitems__(items))
+    stored = dataset.__getitems__([i - i % 3 for i in items])  # variant 0: no draws
+    generator = np.random.default_rng(seed)
+    rows = []
+    for item, (row, label) in zip(items, stored, strict=True):
+        if item % 3:
+            u = float(generator.uniform(0.0, dataset.max_warp))
+            factor = 1.0 - u if item % 3 == 1 else 1.0 + u
+            row = torch.from_numpy(time_warp(row.numpy(), factor))
+        rows.append((row, label))
+    return default_collate(rows)
 
 
 def signal_model(
@@ -86,11 +109,14 @@ def fit_signal_model(
     lr_scheduler: Mapping[str, Any] | None = None,
     interrupt: Interrupt | None = None,
     callbacks: Sequence[L.Callback] = (),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    devices: int = 1,
 ) -> EpochHistory:
     """Fit ``model`` with Adam on the train part, validating every epoch on the valid part.
 
     Early stopping watches val_loss (as Capfinder); ``monitor`` picks the epoch whose weights
     the returned history keeps. ``lr_scheduler`` is the `training.lr_scheduler` section.
+    ``checkpoint_dir`` and ``devices``: see :func:`~nucflow.train.fit.fit_lightning`.
     """
     L.seed_everything(seed, verbose=False)
     train_loader = signal_loader(
@@ -115,6 +141,9 @@ def fit_signal_model(
         patience=patience,
         stop_monitor="val_loss",
         callbacks=extra,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        devices=devices,
     )
 
 
@@ -139,16 +168,22 @@ def train_signal_model(
     training: Mapping[str, Any],
     seed: int,
     threads: int = 1,
+    devices: int = 1,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Final training with the tuned hyperparameters; keep the epoch with the lowest val_loss.
 
     Ctrl-C stops after the current batch and still saves the best epoch so far. Writes the
     model directory, ``history.csv`` (loss, accuracy and learning rate per epoch) and its plot.
+    ``devices`` > 1 trains with DDP; ``resume`` keeps checkpoints in
+    ``<model_dir>.checkpoints`` (resumed by a rerun, deleted once the outputs are written; see
+    :func:`~nucflow.train.fit.fit_lightning`).
     """
     torch.set_num_threads(threads)
     manifest, parts = load_etl(etl_dir)
     best = read_best_params(best_params_path)
     architecture = best["architecture"]
+    L.seed_everything(seed, verbose=False)  # the initial weights too
     arguments, learning_rate, model = signal_model(
         architecture,
         best["hyperparameters"],
@@ -166,6 +201,16 @@ def train_signal_model(
         scheduler_description(schedule),
         "GPU (bf16)" if torch.cuda.is_available() else "CPU",
     )
+    checkpoints = None
+    if resume:
+        identity = {
+            "step": "signal_train",
+            "best": best,
+            "training": training,
+            "seed": seed,
+            "inputs": file_stamps(etl_dir, best_params_path),
+        }
+        checkpoints = checkpoint_directory(model_dir, identity)
     with Interrupt() as interrupt:
         history = fit_signal_model(
             model,
@@ -180,6 +225,8 @@ def train_signal_model(
             max_warp=training["max_warp"],
             lr_scheduler=schedule,
             interrupt=interrupt,
+            checkpoint_dir=checkpoints,
+            devices=devices,
         )
     model.load_state_dict(history.best_state)
     frame = write_history(history, history_path, plot_path, plotted="val_accuracy")
@@ -201,6 +248,7 @@ def train_signal_model(
             training={**summary, "seed": seed, "learning_rate": learning_rate, **training},
         ),
     )
+    remove_checkpoints(checkpoints)
     log.info(
         "final %s: best epoch %d of %d, val_loss %.4f%s",
         architecture,

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -34,14 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from nucflow.errors import InputError
 from nucflow.models.dcnn import DCNN, raw_to_predictions
 from nucflow.models.files import ModelConfig, save_model
 from nucflow.models.registry import build_model
-from nucflow.train.fit import fit_lightning
-from nucflow.train.module import EpochHistory
+from nucflow.train.fit import Batch, EpochBatches, fit_lightning
+from nucflow.train.module import EpochHistory, TrainingModule, mixed_seed
 
 CHANNELS = ("A", "C", "G", "T", "ATAC")
 LOSS_OUTPUTS: Mapping[str, str] = MappingProxyType(
@@ -82,13 +81,14 @@ def _decay_factor(step: int, decay: float) -> float:
     return 1.0 / (1.0 + decay * step)
 
 
-class TrackModule(L.LightningModule):
+class TrackModule(TrainingModule):
     """Lightning wrapper of a :class:`DCNN` for binary (``loss="bce"``) or quantitative
     (``"mse"`` / ``"poisson"``) per-bin targets.
 
     Logs train_loss and val_loss; binary runs also train_dice and val_dice (on the
     probabilities), quantitative runs val_pearson_r over all validation bins (on the
-    predictions: values or rates). The learning rate decays per optimisation step.
+    predictions: values or rates). The learning rate decays per optimisation step. Training
+    metrics are the epoch's means (:meth:`~nucflow.train.module.TrainingModule.log_epoch_means`).
     """
 
     def __init__(
@@ -138,10 +138,10 @@ class TrackModule(L.LightningModule):
         x, y = batch
         raw = self(x).float()
         loss = self.loss(raw, y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        metrics = {"train_loss": loss}
         if self.binary:
-            dice = dice_coefficient(y, torch.sigmoid(raw.detach()))
-            self.log("train_dice", dice, on_step=False, on_epoch=True, batch_size=len(y))
+            metrics["train_dice"] = dice_coefficient(y, torch.sigmoid(raw.detach()))
+        self.log_epoch_means(metrics, len(y))
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -194,28 +194,33 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, model: DCNN, what: str) -> None:
         raise InputError(f"{what}: inputs contain NaN or infinite values (replace NaN by 0)")
 
 
-class _TrainBatches(IterableDataset):
-    """``batches`` whole batches per epoch from ``draw(rng)``; the generator is seeded once
-    and carries on across epochs, so every epoch draws fresh (reproducible) batches."""
+class _TrainBatches(EpochBatches):
+    """``batches`` whole batches per epoch from ``draw(rng)``, with ``rng`` seeded from the
+    seed, the epoch and the batch index: every epoch draws fresh batches, and a run resumed
+    from a checkpoint draws the same ones. Under DDP every process draws the whole batch and
+    keeps its share of the windows (see :class:`~nucflow.train.fit.EpochBatches`)."""
 
     def __init__(self, draw: TrainBatches, batches: int, seed: int, model: DCNN) -> None:
+        super().__init__(seed)
         self.draw = draw
         self.batches = batches
         self.model = model
-        self.rng = np.random.default_rng(seed)
 
-    def __len__(self) -> int:
+    def batch_count(self, world: int) -> int:
+        """``batches``, whatever the number of processes."""
         return self.batches
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for _ in range(self.batches):
-            x, y = self.draw(self.rng)
-            x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
-            _check_arrays(x, y, self.model, "training batch")
-            yield (
-                torch.from_numpy(np.ascontiguousarray(x)),
-                torch.from_numpy(np.ascontiguousarray(y)),
-            )
+    def make_batch(self, epoch: int, index: int, rank: int, world: int) -> Batch:
+        """Process ``rank``'s windows of batch ``index`` of ``epoch``."""
+        x, y = self.draw(np.random.default_rng(mixed_seed(self.seed, epoch, index)))
+        x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+        _check_arrays(x, y, self.model, "training batch")
+        if len(x) < world:
+            raise InputError(f"a training batch of {len(x)} windows cannot feed {world} devices")
+        return (
+            torch.from_numpy(np.ascontiguousarray(x[rank::world])),
+            torch.from_numpy(np.ascontiguousarray(y[rank::world])),
+        )
 
 
 def fit_tracks(
@@ -232,6 +237,8 @@ def fit_tracks(
     learning_rate: float = 1e-3,
     decay: float = 1e-5,
     callbacks: Sequence[L.Callback] = (),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    devices: int = 1,
 ) -> EpochHistory:
     """Train ``model`` for ``epochs`` × ``batches`` steps; return the per-epoch history.
 
@@ -242,7 +249,10 @@ def fit_tracks(
     ends with that epoch's weights (``history.best_epoch`` is 0-based). History rows hold
     epoch, train_loss, val_loss, lr (after the epoch's last step) and train_dice / val_dice
     or val_pearson_r. The GPU trains in bf16 autocast when present. ``callbacks`` run after
-    the history's.
+    the history's. ``checkpoint_dir`` makes the run resumable and ``devices`` > 1 trains with
+    DDP (see :func:`~nucflow.train.fit.fit_lightning`; the caller derives the directory with
+    :func:`~nucflow.train.fit.checkpoint_directory` and removes it once its outputs are
+    written).
     """
     if loss not in LOSS_OUTPUTS:
         raise InputError(f"loss must be one of {', '.join(LOSS_OUTPUTS)}, got {loss!r}")
@@ -264,24 +274,24 @@ def fit_tracks(
         raise InputError("validation set: no windows")
     L.seed_everything(seed, verbose=False)
     module = TrackModule(model, loss, learning_rate=learning_rate, decay=decay)
-    train_loader = DataLoader(_TrainBatches(train_batches, batches, seed, model), batch_size=None)
+    train_loader = _TrainBatches(train_batches, batches, seed, model)
     valid_loader = DataLoader(
         TensorDataset(torch.from_numpy(x_valid), torch.from_numpy(y_valid)),
         batch_size=val_batch_size,
         shuffle=False,
     )
-    with warnings.catch_warnings():
-        # one process reads the batches (num_workers=0), so __len__ is exact
-        warnings.filterwarnings("ignore", ".*IterableDataset.*has `__len__` defined.*")
-        history = fit_lightning(
-            module,
-            train_loader,
-            valid_loader,
-            epochs=epochs,
-            monitor="val_loss" if quantitative else "val_dice",
-            patience=None,
-            callbacks=callbacks,
-        )
+    history = fit_lightning(
+        module,
+        train_loader,
+        valid_loader,
+        epochs=epochs,
+        monitor="val_loss" if quantitative else "val_dice",
+        patience=None,
+        callbacks=callbacks,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        devices=devices,
+    )
     model.load_state_dict(history.best_state)
     return history
 

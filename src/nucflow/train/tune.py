@@ -130,6 +130,7 @@ def _objective(
     import optuna
 
     hyperparameters = suggest_hyperparameters(trial, architecture, target_length, fixed)
+    L.seed_everything(seed + trial.number, verbose=False)  # the trial's initial weights
     _, learning_rate, model = signal_model(architecture, hyperparameters, target_length, n_classes)
     trial.set_user_attr("hyperparameters", hyperparameters)
     pruning = PruneTrial(trial)
