@@ -1,7 +1,7 @@
 """Rule fit: train one fold and keep its best epoch."""
 
 from nucflow.runner import run_logged
-from nucflow.train.fit import fit_fold
+from nucflow.train.fit import fit_fold, training_devices
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 raise SystemExit(
@@ -22,6 +22,6 @@ raise SystemExit(
         threads=sm.threads,
         pretrained=sm.input.get("pretrained"),
         replicate=int(sm.wildcards.replicate),
-        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
+        devices=training_devices(sm.resources.gpu),  # > 1: DDP
     )
 )

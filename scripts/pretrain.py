@@ -1,6 +1,7 @@
 """Rule pretrain: masked-language-model pretraining of the experiment's BERT encoder."""
 
 from nucflow.runner import run_logged
+from nucflow.train.fit import training_devices
 from nucflow.train.pretrain import pretrain_model
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -19,6 +20,6 @@ raise SystemExit(
         pretrain=sm.params.pretrain,
         seed=sm.params.seed,
         threads=sm.threads,
-        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
+        devices=training_devices(sm.resources.gpu),  # > 1: DDP
     )
 )

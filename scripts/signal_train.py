@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from nucflow.runner import run_logged
+from nucflow.train.fit import training_devices
 from nucflow.train.signal_fit import train_signal_model
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -18,6 +19,6 @@ raise SystemExit(
         training=sm.params.training,
         seed=sm.params.seed,
         threads=sm.threads,
-        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
+        devices=training_devices(sm.resources.gpu),  # > 1: DDP
     )
 )

@@ -1,6 +1,5 @@
 """Rule signal_tune: the best trial of the shared study (after every tuning worker)."""
 
-import json
 from pathlib import Path
 
 from nucflow.runner import run_logged
@@ -18,6 +17,6 @@ raise SystemExit(
         plot_path=sm.output.plot,
         model=sm.params.model,
         tune=sm.params.tune,
-        interrupted=any(json.loads(Path(p).read_text())["interrupted"] for p in sm.input.workers),
+        worker_paths=sm.input.workers,
     )
 )

@@ -2,6 +2,7 @@
 
 from nucflow.runner import run_logged
 from nucflow.tracks_steps import train_tracks_model
+from nucflow.train.fit import training_devices
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 raise SystemExit(
@@ -23,6 +24,6 @@ raise SystemExit(
         chrom_sizes=sm.input.get("chrom_sizes"),
         missing=sm.params.data["missing_chromosomes"],
         threads=sm.threads,
-        devices=max(1, int(getattr(sm.resources, "gpu", 0) or 0)),  # > 1: DDP
+        devices=training_devices(sm.resources.gpu),  # > 1: DDP
     )
 )

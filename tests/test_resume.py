@@ -189,7 +189,7 @@ def test_sigkill_resumes_from_the_last_epoch_and_matches(work, reference):
 
 
 def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
-    from nucflow.train.fit import checkpoint_directory
+    from nucflow.train.checkpoints import checkpoint_directory
 
     model_dir = tmp_path / "model"
     first = checkpoint_directory(model_dir, {"seed": 1})

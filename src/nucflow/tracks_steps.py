@@ -32,7 +32,8 @@ from nucflow.models.dcnn import raw_to_predictions
 from nucflow.models.files import load_model, to_device
 from nucflow.tracks_benchmark import POOLED, benchmark_tracks
 from nucflow.tracks_predict import average_strands, predict_bigwig
-from nucflow.train.fit import checkpoint_directory, file_stamps, remove_checkpoints, write_history
+from nucflow.train.checkpoints import checkpoint_directory, file_stamps, remove_checkpoints
+from nucflow.train.fit import write_history
 from nucflow.train.tracks_fit import LOSS_OUTPUTS, fit_tracks, save_track_model
 
 log = logging.getLogger(__name__)

@@ -822,16 +822,23 @@ def _read_manifest(path: Path, *, quiet: bool = False) -> dict[str, Any] | None:
     return manifest
 
 
+def load_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an :func:`etl_signals` output (InputError when there is none)."""
+    path = Path(out_dir) / "manifest.json"
+    manifest = _read_manifest(path)
+    if manifest is None:
+        raise InputError(f"{path}: no signal ETL manifest (expected the output of the signal ETL)")
+    return manifest
+
+
 def load_etl(out_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, SignalPart]]:
     """Open the output of :func:`etl_signals`: the manifest and ``{"train", "valid", "test"}``.
 
     ``x`` is memory-mapped read-only. Raises :class:`InputError` if the manifest or a shard
     file is missing, or if the files disagree with the manifest.
     """
+    manifest = load_manifest(out_dir)
     path = Path(out_dir) / "manifest.json"
-    manifest = _read_manifest(path)
-    if manifest is None:
-        raise InputError(f"{path}: no signal ETL manifest (expected the output of the signal ETL)")
     shard = Path(out_dir) / manifest["shard_dir"]
     target, n_classes = int(manifest["target_length"]), len(manifest["class_names"])
     parts: dict[str, SignalPart] = {}

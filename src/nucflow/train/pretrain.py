@@ -32,12 +32,10 @@ from nucflow.models import build_model
 from nucflow.models.files import ModelConfig, save_model
 from nucflow.models.settings import encoder_hyperparameters
 from nucflow.tokenize import load_tokenizer
+from nucflow.train.checkpoints import checkpoint_directory, file_stamps, remove_checkpoints
 from nucflow.train.fit import (
     IndexBatches,
-    checkpoint_directory,
-    file_stamps,
     fit_lightning,
-    remove_checkpoints,
     tensor_rows,
     write_history,
 )

@@ -21,13 +21,11 @@ from nucflow.data.signal_etl import SignalPart, load_etl
 from nucflow.errors import InputError
 from nucflow.models import build_model
 from nucflow.models.files import ModelConfig, save_model
+from nucflow.train.checkpoints import checkpoint_directory, file_stamps, remove_checkpoints
 from nucflow.train.fit import (
     Batch,
     IndexBatches,
-    checkpoint_directory,
-    file_stamps,
     fit_lightning,
-    remove_checkpoints,
     write_history,
 )
 from nucflow.train.interrupt import Interrupt, StopOnInterrupt

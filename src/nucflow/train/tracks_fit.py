@@ -251,7 +251,7 @@ def fit_tracks(
     or val_pearson_r. The GPU trains in bf16 autocast when present. ``callbacks`` run after
     the history's. ``checkpoint_dir`` makes the run resumable and ``devices`` > 1 trains with
     DDP (see :func:`~nucflow.train.fit.fit_lightning`; the caller derives the directory with
-    :func:`~nucflow.train.fit.checkpoint_directory` and removes it once its outputs are
+    :func:`~nucflow.train.checkpoints.checkpoint_directory` and removes it once its outputs are
     written).
     """
     if loss not in LOSS_OUTPUTS:

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from nucflow.data.signal_etl import SignalPart, load_etl
+from nucflow.data.signal_etl import SignalPart, load_etl, load_manifest
 from nucflow.errors import InputError
 from nucflow.io.atomic import atomic_path, write_text_atomic
 from nucflow.models.signal_search import default_hyperparameters, suggest_hyperparameters
@@ -172,7 +172,7 @@ def create_tuning_study(
     fingerprint, so a rerun resumes it while other data or another family start a new one.
     ``max_trials`` 0 creates no study (``"study": null``).
     """
-    manifest, _ = load_etl(etl_dir)
+    manifest = load_manifest(etl_dir)
     architecture = model["name"]
     info: dict[str, Any] = {"architecture": architecture, "study": None, "storage": None}
     if tune["max_trials"]:
@@ -283,16 +283,17 @@ def gather_tuning(
     *,
     model: Mapping[str, Any],
     tune: Mapping[str, Any],
-    interrupted: bool = False,
+    worker_paths: Sequence[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """The best finished trial of the study; write best_params.json, trials CSV, plot.
 
     Without a study (``max_trials`` 0): the family's defaults with ``model.params`` fixed.
-    ``interrupted`` (a worker was stopped by Ctrl-C) is recorded in best_params.json.
+    Whether a worker (its summary in ``worker_paths``) was stopped by Ctrl-C is recorded in
+    best_params.json as ``interrupted``.
     """
     import optuna
 
-    manifest, _ = load_etl(etl_dir)
+    manifest = load_manifest(etl_dir)
     info = json.loads(Path(study_info_path).read_text())
     architecture = info["architecture"]
     if info["study"] is None:
@@ -320,7 +321,7 @@ def gather_tuning(
         "trials": finished_trials(study),
         "strategy": tune["tuning_strategy"],
         "study": study.study_name,
-        "interrupted": interrupted,
+        "interrupted": any(json.loads(Path(p).read_text())["interrupted"] for p in worker_paths),
     }
     log.info("best trial %d: %s %.4f", trial.number, OBJECTIVE, trial.value)
     _write_results(best, study.trials_dataframe(), study, best_params_path, trials_path, plot_path)
@@ -348,10 +349,11 @@ def tune_signal_model(
     study_dir = Path(study_path).parent
     info_path = study_dir / "study.json"
     create_tuning_study(etl_dir, study_path, info_path, model=model, tune=tune, seed=seed)
-    worker = run_tuning_worker(
+    worker_path = study_dir / "workers" / "0.json"
+    run_tuning_worker(
         etl_dir,
         info_path,
-        study_dir / "workers" / "0.json",
+        worker_path,
         model=model,
         tune=tune,
         training=training,
@@ -366,7 +368,7 @@ def tune_signal_model(
         plot_path,
         model=model,
         tune=tune,
-        interrupted=worker["interrupted"],
+        worker_paths=[worker_path],
     )
 
 
